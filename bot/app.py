@@ -1,0 +1,169 @@
+"""Composition root: builds the clients, store, backend, Bolt app and web server of one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from openai import AsyncOpenAI, DefaultAioHttpClient
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.assistant.base import Backend
+from bot.assistant.responses import ResponsesBackend
+from bot.assistant.tools import default_tools
+from bot.config import Settings
+from bot.queue import TurnQueue, Worker
+from bot.slack.history import SlackHistory
+from bot.slack.listeners import Listeners
+from bot.store import Store
+from bot.turns import TurnRunner, TurnSettings
+from bot.web import build_web_app
+
+log = logging.getLogger(__name__)
+
+
+def make_redis(settings: Settings) -> Redis:
+    if settings.redis_url:
+        return Redis.from_url(settings.redis_url, health_check_interval=30)
+    import fakeredis
+
+    log.warning(
+        "REDIS_URL is not set: using an in-process Redis. All thread state is LOST when this "
+        "process exits and cannot be shared with other processes. Set REDIS_URL in production."
+    )
+    return fakeredis.FakeAsyncRedis()
+
+
+def make_slack_client(settings: Settings) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def make_backend(settings: Settings) -> Backend:
+    client = AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+        base_url=settings.openai_base_url,
+        http_client=DefaultAioHttpClient(),
+        max_retries=3,
+    )
+    return ResponsesBackend(client, model=settings.openai_model, instructions=settings.system_instructions())
+
+
+@dataclass
+class Runtime:
+    """Everything one process runs; start() then stop() (graceful) or just stop()."""
+
+    settings: Settings
+    edge: bool = True
+    workers: bool = True
+    redis: Redis = field(init=False)
+    store: Store = field(init=False)
+    slack: AsyncWebClient = field(init=False)
+    backend: Backend = field(init=False)
+    bolt: AsyncApp | None = field(init=False, default=None)
+    worker: Worker | None = field(init=False, default=None)
+    _site: web.AppRunner | None = field(init=False, default=None)
+    _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
+    _worker_task: asyncio.Task[None] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.redis = make_redis(s)
+        self.store = Store(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
+        self.slack = make_slack_client(s)
+        self.backend = make_backend(s)
+
+    async def start(self) -> None:
+        s = self.settings
+        auth = await self.slack.auth_test()
+        bot_user_id = str(auth["user_id"])
+        log.info("connected to Slack team %s as %s", auth.get("team_id"), bot_user_id)
+        if self.edge:
+            self.bolt = self._bolt()
+        if self.workers:
+            consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            runner = TurnRunner(
+                store=self.store,
+                backend=self.backend,
+                slack=self.slack,
+                history=SlackHistory(self.slack),
+                tools=default_tools().with_hosted(file_search=True, code_interpreter=s.code_interpreter),
+                settings=TurnSettings(
+                    bot_user_id=bot_user_id,
+                    consumer=consumer,
+                    lease_ms=s.lease_seconds * 1000,
+                    timeout_s=s.turn_timeout_seconds,
+                    native_streaming=s.slack_streaming,
+                ),
+            )
+            self.worker = Worker(
+                self.store,
+                runner.handle,
+                consumer=consumer,
+                max_turns=s.max_turns,
+                lease_ms=s.lease_seconds * 1000,
+            )
+            await self.worker.ensure_group()
+            self._worker_task = asyncio.create_task(self.worker.run())
+        http_edge = self.bolt if (self.bolt is not None and not s.socket_mode) else None
+        self._site = web.AppRunner(build_web_app(http_edge, self.ready))
+        await self._site.setup()
+        await web.TCPSite(self._site, s.host, s.port).start()
+        log.info("listening on %s:%s (%s)", s.host, s.port, "socket mode" if s.socket_mode else "http")
+        if self.bolt is not None and s.socket_mode:
+            assert s.slack_app_token is not None
+            self._socket = AsyncSocketModeHandler(self.bolt, s.slack_app_token.get_secret_value())
+            await self._socket.connect_async()
+
+    def _bolt(self) -> AsyncApp:
+        s = self.settings
+        app = AsyncApp(
+            client=self.slack,
+            signing_secret=s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None,
+            process_before_response=True,
+            request_verification_enabled=not s.socket_mode,
+        )
+        Listeners(TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit)).register(app)
+        return app
+
+    async def ready(self) -> bool:
+        try:
+            return await self.store.ping()
+        except (RedisError, OSError):
+            return False
+
+    async def stop(self) -> None:
+        """Stop taking work, let in-flight turns finish within the grace period, close clients."""
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.disconnect_async()
+        if self.worker is not None:
+            await self.worker.stop(self.settings.shutdown_grace_seconds)
+        if self._worker_task is not None:
+            await self._worker_task
+        if self._site is not None:
+            await self._site.cleanup()
+        await self.backend.aclose()
+        await self.redis.aclose()

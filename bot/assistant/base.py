@@ -1,0 +1,160 @@
+"""The backend protocol: what a Turn asks of an assistant server, and what comes back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.assistant.tools import ToolSet
+from bot.inbound import Inbound, ThreadKey
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What Redis remembers for a ThreadKey."""
+
+    backend: str
+    conversation_id: str
+    vector_store_id: str = ""
+    created_at: float = 0.0
+    last_active: float = 0.0
+
+    def to_mapping(self) -> dict[str, str]:
+        return {
+            "backend": self.backend,
+            "conversation_id": self.conversation_id,
+            "vector_store_id": self.vector_store_id,
+            "created_at": repr(self.created_at),
+            "last_active": repr(self.last_active),
+        }
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, str]) -> Binding:
+        return cls(
+            backend=raw["backend"],
+            conversation_id=raw["conversation_id"],
+            vector_store_id=raw.get("vector_store_id", ""),
+            created_at=float(raw.get("created_at") or 0),
+            last_active=float(raw.get("last_active") or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A file downloaded from Slack, ready to hand to a backend."""
+
+    name: str
+    mimetype: str
+    content: bytes
+    slack_file_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """A file the backend accepted, and how the model will use it."""
+
+    name: str
+    remote_id: str
+    usage: str  # "file_search" | "vision" | "code_interpreter"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The assistant is doing something worth telling the user about."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A source the answer relies on; rendered as a numbered footnote."""
+
+    filename: str
+    file_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """A file the assistant produced (a chart, a CSV) to post back to Slack."""
+
+    name: str
+    content: bytes
+    mimetype: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function tool the assistant ran (for the status line and the logs)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The run ended without an answer; `message` is safe to show to users."""
+
+    message: str
+    retryable: bool = True
+
+
+RunEvent = Status | TextDelta | Citation | OutputFile | ToolCall | Completed | Failed
+
+
+class BackendError(Exception):
+    """A backend call failed; `user_message` is safe to show, the str() is for the logs."""
+
+    def __init__(self, message: str, *, retryable: bool = False, user_message: str = "") -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.user_message = user_message or "The assistant service is unavailable right now."
+
+
+class ConversationGone(BackendError):
+    """The server no longer knows the conversation bound to this thread."""
+
+
+class ConversationBusy(BackendError):
+    """Another run is still active on the conversation (e.g. one a dead worker started)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """Everything one backend run needs besides the binding."""
+
+    inputs: tuple[Inbound, ...]
+    tools: ToolSet
+    attached: tuple[Attached, ...] = ()
+    seed: tuple[str, ...] = field(default=())
+
+
+class Backend(Protocol):
+    """One assistant server dialect (responses or legacy assistants)."""
+
+    name: str
+
+    async def open(self, key: ThreadKey, metadata: dict[str, str]) -> Binding: ...
+
+    async def attach(self, binding: Binding, files: list[LocalFile]) -> tuple[Binding, list[Attached]]: ...
+
+    def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]: ...
+
+    async def forget_file(self, binding: Binding, remote_id: str) -> None: ...
+
+    async def close(self, binding: Binding) -> None: ...
+
+    async def annotate(self, binding: Binding, metadata: dict[str, str]) -> None: ...
+
+    async def check(self) -> list[str]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,300 @@
+"""The default backend: Conversations (= thread) + Responses (= run) + vector stores."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from bot.assistant.base import (
+    Attached,
+    BackendError,
+    Binding,
+    Citation,
+    Completed,
+    ConversationGone,
+    Failed,
+    LocalFile,
+    RunEvent,
+    RunRequest,
+    Status,
+    TextDelta,
+    ToolCall,
+)
+from bot.assistant.capabilities import Capabilities
+from bot.assistant.errors import translate
+from bot.assistant.tools import MAX_TOOL_ROUNDS, ToolSet
+from bot.inbound import ThreadKey
+
+log = logging.getLogger(__name__)
+
+HOSTED_STATUS = {
+    "file_search_call": "searching files…",
+    "code_interpreter_call": "running code…",
+    "web_search_call": "searching the web…",
+}
+
+
+class ResponsesBackend:
+    """Conversations + Responses: one conversation per Slack thread, one response per Turn."""
+
+    name = "responses"
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        *,
+        model: str,
+        instructions: str,
+        capabilities: Capabilities | None = None,
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._instructions = instructions
+        self.capabilities = capabilities or Capabilities()
+
+    async def open(self, key: ThreadKey, metadata: dict[str, str]) -> Binding:
+        try:
+            conv = await self._client.conversations.create(metadata=metadata)
+        except openai.OpenAIError as exc:
+            raise translate(exc) from None
+        now = time.time()
+        return Binding(self.name, conv.id, created_at=now, last_active=now)
+
+    async def attach(self, binding: Binding, files: list[LocalFile]) -> tuple[Binding, list[Attached]]:
+        return binding, []
+
+    async def forget_file(self, binding: Binding, remote_id: str) -> None:
+        return None
+
+    async def annotate(self, binding: Binding, metadata: dict[str, str]) -> None:
+        try:
+            await self._client.conversations.update(binding.conversation_id, metadata=metadata)
+        except openai.OpenAIError as exc:
+            raise translate(exc) from None
+
+    async def close(self, binding: Binding) -> None:
+        try:
+            await self._client.conversations.delete(binding.conversation_id)
+        except openai.NotFoundError:
+            return
+        except openai.OpenAIError as exc:
+            raise translate(exc) from None
+
+    async def check(self) -> list[str]:
+        """Probe the server: returns human-readable problems (empty when all is well)."""
+        problems: list[str] = []
+        try:
+            await self._client.models.retrieve(self._model)
+        except openai.NotFoundError:
+            problems.append(f"model {self._model!r} is not served")
+        except openai.OpenAIError as exc:
+            problems.append(f"cannot reach the OpenAI API: {translate(exc)}")
+        problems.extend(self.capabilities.describe_missing())
+        return problems
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
+        return self._run(binding, request)
+
+    async def _run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
+        user_items = _user_items(request)
+        pending: list[dict[str, Any]] = user_items
+        delivered = False
+        try:
+            for _ in range(MAX_TOOL_ROUNDS):
+                outcome = _Outcome()
+                async for event in self._respond(binding, request, pending, outcome):
+                    yield event
+                if outcome.failed is not None:
+                    yield outcome.failed
+                    return
+                delivered = True
+                if not outcome.calls:
+                    yield Completed(outcome.text)
+                    return
+                pending = []
+                for call in outcome.calls:
+                    yield ToolCall(call["name"])
+                    output = await request.tools.call(call["name"], call["arguments"])
+                    pending.append(
+                        {
+                            "type": "function_call_output",
+                            "call_id": call["call_id"],
+                            "output": output,
+                        }
+                    )
+            yield Failed("The assistant kept calling tools without answering.", retryable=False)
+        finally:
+            if not delivered and user_items:
+                await self._keep(binding, user_items)
+
+    async def _keep(self, binding: Binding, items: list[dict[str, Any]]) -> None:
+        """A failed response adds nothing to the conversation; store what the users said."""
+        try:
+            await self._client.conversations.items.create(binding.conversation_id, items=items)  # type: ignore[arg-type]
+        except openai.OpenAIError as exc:
+            log.warning("could not keep user items in %s: %s", binding.conversation_id, translate(exc))
+
+    async def _respond(
+        self,
+        binding: Binding,
+        request: RunRequest,
+        items: list[dict[str, Any]],
+        outcome: _Outcome,
+    ) -> AsyncIterator[RunEvent]:
+        """One streamed `responses.create`, retried once without an option the server refused."""
+        while True:
+            params = self._params(binding, request.tools, items)
+            try:
+                stream = await self._client.responses.create(**params)
+            except openai.BadRequestError as exc:
+                if self.capabilities.learn(exc, params):
+                    continue
+                raise _conversation_error(exc, binding) from None
+            except openai.NotFoundError as exc:
+                raise _conversation_error(exc, binding) from None
+            except openai.OpenAIError as exc:
+                raise translate(exc) from None
+            try:
+                async with stream:
+                    async for event in stream:
+                        for out in outcome.feed(event):
+                            yield out
+            except openai.APIError as exc:
+                # The SDK raises nested stream errors mid-iteration.
+                outcome.failed = Failed(translate(exc).user_message)
+            if outcome.failed is not None and self.capabilities.learn_from_failure(
+                outcome.failed_raw, params
+            ):
+                outcome.reset()
+                continue
+            return
+
+    def _params(self, binding: Binding, tools: ToolSet, items: list[dict[str, Any]]) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self._model,
+            "conversation": binding.conversation_id,
+            "input": items,
+            "instructions": self._instructions,
+            "stream": True,
+        }
+        if self.capabilities.truncation:
+            params["truncation"] = "auto"
+        schemas: list[dict[str, Any]] = tools.schemas()
+        if tools.file_search and binding.vector_store_id and self.capabilities.allows("file_search"):
+            schemas.append({"type": "file_search", "vector_store_ids": [binding.vector_store_id]})
+        if tools.code_interpreter and self.capabilities.allows("code_interpreter"):
+            schemas.append({"type": "code_interpreter", "container": {"type": "auto"}})
+        if schemas:
+            params["tools"] = schemas
+        return params
+
+
+class _Outcome:
+    """Accumulates one response stream into RunEvents, text and pending function calls."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.text = ""
+        self.calls: list[dict[str, str]] = []
+        self.failed: Failed | None = None
+        self.failed_raw: str = ""
+        self._streamed = False
+        self._cited: set[str] = set()
+
+    def feed(self, event: Any) -> list[RunEvent]:
+        kind = getattr(event, "type", "")
+        if kind == "response.output_text.delta":
+            self._streamed = True
+            self.text += event.delta
+            return [TextDelta(event.delta)]
+        if kind == "response.output_item.added":
+            item_type = getattr(event.item, "type", "")
+            if item_type in HOSTED_STATUS:
+                return [Status(HOSTED_STATUS[item_type])]
+            if item_type == "function_call":
+                return [Status(f"calling {event.item.name}…")]
+            return []
+        if kind == "response.completed":
+            return self._completed(event.response)
+        if kind in ("response.failed", "response.incomplete"):
+            error = getattr(event.response, "error", None)
+            detail = getattr(error, "message", "") or kind
+            self.failed_raw = f"{getattr(error, 'code', '')} {detail}"
+            self.failed = Failed("The assistant could not finish its answer.")
+            log.warning("response ended as %s: %s", kind, detail)
+            return []
+        if kind == "error":
+            self.failed_raw = f"{getattr(event, 'code', '')} {getattr(event, 'message', '')}"
+            self.failed = Failed("The assistant service reported an error mid-answer.")
+            log.warning("stream error event: %s", self.failed_raw)
+            return []
+        return []
+
+    def _completed(self, response: Any) -> list[RunEvent]:
+        events: list[RunEvent] = []
+        final_text = ""
+        for item in getattr(response, "output", None) or []:
+            item_type = getattr(item, "type", "")
+            if item_type == "function_call":
+                self.calls.append(
+                    {
+                        "name": item.name,
+                        "call_id": item.call_id,
+                        "arguments": item.arguments or "{}",
+                    }
+                )
+            elif item_type == "message":
+                for part in getattr(item, "content", None) or []:
+                    final_text += getattr(part, "text", "") or ""
+                    events.extend(self._citations(getattr(part, "annotations", None) or []))
+        if not self._streamed and final_text:
+            # Some compatible servers send no deltas; the completed response still has the text.
+            self.text = final_text
+            events.insert(0, TextDelta(final_text))
+        return events
+
+    def _citations(self, annotations: list[Any]) -> list[RunEvent]:
+        events: list[RunEvent] = []
+        for ann in annotations:
+            if getattr(ann, "type", "") == "file_citation":
+                name = getattr(ann, "filename", "") or getattr(ann, "file_id", "")
+                if name not in self._cited:
+                    self._cited.add(name)
+                    events.append(Citation(name, getattr(ann, "file_id", "")))
+        return events
+
+
+def _user_items(request: RunRequest) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if request.seed:
+        context = "Earlier messages in this Slack thread, before you were added:\n" + "\n".join(request.seed)
+        items.append({"type": "message", "role": "developer", "content": context})
+    for inbound in request.inputs:
+        items.append(
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": inbound.attributed_text()}],
+            }
+        )
+    return items
+
+
+def _conversation_error(exc: openai.APIStatusError, binding: Binding) -> BackendError:
+    body = str(getattr(exc, "body", "") or exc.message).lower()
+    if "conversation" in body and ("not found" in body or "not_found" in body or exc.status_code == 404):
+        return ConversationGone(
+            f"conversation {binding.conversation_id} is gone",
+            user_message="This thread's earlier conversation is gone on the server; starting a new one.",
+        )
+    return translate(exc)

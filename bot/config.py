@@ -1,0 +1,165 @@
+"""Settings: every environment variable the bot reads lives here, documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_INSTRUCTIONS = (
+    "You are a helpful assistant inside a Slack thread. Several people may take part; each "
+    "user message starts with the speaker's name. Answer concisely in Markdown, and say so "
+    "when you are unsure."
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable and never its value."""
+
+
+class Settings(BaseSettings):
+    """Threadbridge configuration, read from the environment (and an optional .env file)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr = Field(alias="SLACK_BOT_TOKEN", description="Bot token (xoxb-…). Required.")
+    slack_signing_secret: SecretStr | None = Field(
+        None, alias="SLACK_SIGNING_SECRET", description="Verifies HTTP-mode requests."
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, alias="SLACK_APP_TOKEN", description="App token (xapp-…); set it for Socket Mode."
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/",
+        alias="SLACK_API_URL",
+        description="Slack Web API base URL (proxies, GovSlack, tests).",
+    )
+    host: str = Field("0.0.0.0", alias="HOST", description="HTTP listen address.")
+    port: int = Field(3000, alias="PORT", description="HTTP listen port (events at POST /slack/events).")
+
+    openai_api_key: SecretStr | None = Field(
+        None, alias="OPENAI_API_KEY", description="OpenAI (or compatible server) API key."
+    )
+    openai_base_url: str | None = Field(
+        None, alias="OPENAI_BASE_URL", description="OpenAI-compatible API base URL."
+    )
+    openai_model: str = Field("gpt-5.1", alias="OPENAI_MODEL", description="Model for the responses backend.")
+    backend: Literal["responses", "assistants"] = Field(
+        "responses",
+        alias="THREADBRIDGE_BACKEND",
+        description="`responses` or `assistants` (legacy).",
+    )
+    assistant_id: str | None = Field(
+        None, alias="ASSISTANT_ID", description="Assistant for the `assistants` backend."
+    )
+    instructions: str | None = Field(
+        None, alias="THREADBRIDGE_INSTRUCTIONS", description="System instructions (text)."
+    )
+    instructions_file: Path | None = Field(
+        None, alias="THREADBRIDGE_INSTRUCTIONS_FILE", description="System instructions (file path)."
+    )
+
+    redis_url: str | None = Field(
+        None,
+        alias="REDIS_URL",
+        description="Redis URL (redis://, rediss://, unix://); unset → embedded, state lost on exit.",
+    )
+    redis_prefix: str = Field("tb:", alias="THREADBRIDGE_REDIS_PREFIX", description="Redis key prefix.")
+    thread_ttl_days: int = Field(
+        90,
+        alias="THREADBRIDGE_THREAD_TTL_DAYS",
+        ge=1,
+        description="Days a thread binding lives after its last activity.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", alias="THREADBRIDGE_LOG_FORMAT", description="`text` or `json` logs."
+    )
+    log_level: str = Field("INFO", alias="THREADBRIDGE_LOG_LEVEL", description="Log level.")
+
+    code_interpreter: bool = Field(
+        False, alias="THREADBRIDGE_CODE_INTERPRETER", description="Offer the code interpreter tool."
+    )
+    max_file_mb: int = Field(
+        25,
+        alias="THREADBRIDGE_MAX_FILE_MB",
+        ge=1,
+        description="Largest Slack file the bot downloads (MB).",
+    )
+    lease_seconds: int = Field(
+        15,
+        alias="THREADBRIDGE_LEASE_SECONDS",
+        ge=2,
+        description="A turn's lease; a dead worker's turn is reclaimed once it lapses.",
+    )
+    max_turns: int = Field(
+        1000, alias="THREADBRIDGE_MAX_TURNS", ge=1, description="Concurrent turns per process."
+    )
+    workers: bool = Field(
+        True,
+        alias="THREADBRIDGE_WORKERS",
+        description="`run` also works turns in-process; false → Slack edge only.",
+    )
+    turn_timeout_seconds: int = Field(
+        300,
+        alias="THREADBRIDGE_TURN_TIMEOUT_SECONDS",
+        ge=5,
+        description="Longest a model run may take.",
+    )
+    shutdown_grace_seconds: int = Field(
+        25,
+        alias="THREADBRIDGE_SHUTDOWN_GRACE_SECONDS",
+        ge=0,
+        description="On SIGTERM, how long in-flight turns may finish.",
+    )
+    flood_limit: int = Field(
+        20,
+        alias="THREADBRIDGE_FLOOD_LIMIT",
+        ge=1,
+        description="Messages one user may send the bot per minute before being asked to slow down.",
+    )
+    stream_max_len: int = Field(
+        100_000,
+        alias="THREADBRIDGE_STREAM_MAXLEN",
+        ge=100,
+        description="Approximate length cap of the turn stream.",
+    )
+    slack_streaming: bool = Field(
+        True,
+        alias="THREADBRIDGE_SLACK_STREAMING",
+        description="Use Slack's native chat streaming; false → placeholder message updated ~1/s.",
+    )
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> Settings:
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+            )
+        if self.backend == "assistants" and not self.assistant_id:
+            raise ValueError("ASSISTANT_ID is required when THREADBRIDGE_BACKEND=assistants")
+        return self
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    def system_instructions(self) -> str:
+        """Instructions from the file, else the text, else the default."""
+        if self.instructions_file is not None:
+            return self.instructions_file.read_text(encoding="utf-8").strip()
+        return self.instructions or DEFAULT_INSTRUCTIONS
+
+
+def load_settings() -> Settings:
+    """Read Settings, turning validation errors into one line that names the variable."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            name = ".".join(str(p) for p in err["loc"]) or "configuration"
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(msg if not err["loc"] else f"{name}: {msg}")
+        raise ConfigError("; ".join(problems)) from None

@@ -1,0 +1,67 @@
+"""The identity of a Slack thread and the user messages the bot accepted in it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+InboundKind = Literal["mention", "thread_reply", "dm"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKey:
+    """One Slack thread: a top-level mention starts a thread whose thread_ts is its ts."""
+
+    team_id: str
+    channel_id: str
+    thread_ts: str
+
+    def __str__(self) -> str:
+        return f"{self.team_id}:{self.channel_id}:{self.thread_ts}"
+
+    @property
+    def is_dm(self) -> bool:
+        return self.channel_id.startswith("D")
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file shared with a message, as Slack described it (nothing downloaded yet)."""
+
+    id: str
+    name: str = ""
+    mimetype: str = ""
+    filetype: str = ""
+    size: int = 0
+    url: str = ""
+    needs_info: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One user message as the bot accepted it."""
+
+    key: ThreadKey
+    ts: str
+    user: str
+    text: str
+    kind: InboundKind
+    event_id: str = ""
+    files: tuple[FileRef, ...] = field(default=())
+    speaker: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Inbound:
+        data = json.loads(raw)
+        data["key"] = ThreadKey(**data["key"])
+        data["files"] = tuple(FileRef(**f) for f in data.get("files", ()))
+        return cls(**data)
+
+    def attributed_text(self) -> str:
+        """The text as the model sees it: prefixed with who said it."""
+        who = self.speaker or self.user
+        return f"{who}: {self.text}" if who else self.text

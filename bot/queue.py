@@ -1,0 +1,157 @@
+"""The Redis Streams work queue: the edge's intake and the worker loop that drains it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import RedisError, ResponseError
+
+from bot import metrics
+from bot.inbound import Inbound, ThreadKey
+from bot.store import GROUP, Store
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, str], Awaitable[None]]
+READ_BLOCK_MS = 1_000
+MAX_BACKOFF_S = 5.0
+
+
+class TurnQueue:
+    """The edge's side: decide whether a thread is ours and queue messages exactly once."""
+
+    def __init__(self, store: Store, *, maxlen: int, flood_limit: int) -> None:
+        self._store = store
+        self._maxlen = maxlen
+        self._flood_limit = flood_limit
+
+    async def is_active(self, key: ThreadKey) -> bool:
+        return await self._store.is_bound(key)
+
+    async def accept(self, inbound: Inbound) -> bool:
+        accepted = await self._store.enqueue(inbound, maxlen=self._maxlen)
+        metrics.inc("messages_queued_total" if accepted else "messages_duplicate_total")
+        return accepted
+
+    async def over_flood_limit(self, user: str) -> bool:
+        return await self._store.flood_count(user) > self._flood_limit
+
+
+class Worker:
+    """Reads queued messages (new and reclaimed from dead workers) and runs them concurrently."""
+
+    def __init__(
+        self, store: Store, handler: Handler, *, consumer: str, max_turns: int, lease_ms: int
+    ) -> None:
+        self._store = store
+        self._handler = handler
+        self._consumer = consumer
+        self._max_turns = max_turns
+        self._reclaim_idle_ms = lease_ms + 1_000
+        self._reclaim_every_s = max(lease_ms / 2000, 0.5)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._store.redis.xgroup_create(self._store.stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        """Work until stop() is called; survives Redis outages by backing off and retrying."""
+        backoff = 0.1
+        next_reclaim = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            try:
+                await self.ensure_group()
+                self.ready.set()
+                slots = self._max_turns - len(self._tasks)
+                if slots <= 0:
+                    await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                if loop.time() >= next_reclaim:
+                    next_reclaim = loop.time() + self._reclaim_every_s
+                    if await self._reclaim(slots):
+                        continue
+                await self._read(slots)
+                backoff = 0.1
+            except (RedisError, OSError) as exc:
+                self.ready.clear()
+                log.warning("redis unavailable (%s); retrying in %.1fs", type(exc).__name__, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _read(self, slots: int) -> None:
+        streams: list[Any] = await self._store.redis.xreadgroup(  # type: ignore[assignment]
+            GROUP, self._consumer, {self._store.stream: ">"}, count=slots, block=READ_BLOCK_MS
+        )
+        for _stream, entries in streams or []:
+            for entry_id, fields in entries:
+                self._start(entry_id, fields)
+
+    async def _reclaim(self, slots: int) -> bool:
+        """Take over entries whose worker stopped heartbeating (crashed or was killed)."""
+        result = await self._store.redis.xautoclaim(
+            self._store.stream,
+            GROUP,
+            self._consumer,
+            self._reclaim_idle_ms,
+            start_id="0-0",
+            count=slots,
+        )
+        entries: list[Any] = list(result[1]) if len(result) > 1 else []
+        for entry_id, fields in entries:
+            if fields:
+                metrics.inc("turns_reclaimed_total")
+                log.info("reclaimed queued message %s from a stopped worker", _text(entry_id))
+                self._start(entry_id, fields)
+        return bool(entries)
+
+    def _start(self, entry_id: Any, fields: dict[Any, Any]) -> None:
+        payload = fields.get(b"inbound") or fields.get("inbound")
+        if payload is None:
+            return
+        task = asyncio.create_task(self._safely(_text(entry_id), _text(payload)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        metrics.gauge("turns_in_flight", len(self._tasks))
+
+    async def _safely(self, entry_id: str, payload: str) -> None:
+        try:
+            await self._handler(entry_id, payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("queued message %s failed; it stays pending for another worker", entry_id)
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop reading, give in-flight turns `grace_s` to finish, then cancel the rest."""
+        self._stopping.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning(
+                    "%d turn(s) did not finish in %ss; left for other workers",
+                    len(pending),
+                    grace_s,
+                )
+                await asyncio.wait(pending, timeout=5)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,190 @@
+"""Bolt listeners: Slack events → Inbound → queue, then ack. Nothing slow before the ack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.inbound import FileRef, Inbound, InboundKind, ThreadKey
+
+log = logging.getLogger(__name__)
+
+# Message subtypes that carry a person's words; edits, joins, deletions and bot posts do not.
+USER_SUBTYPES = {None, "file_share", "thread_broadcast"}
+
+SUGGESTED_PROMPTS = [
+    {"title": "Summarise a thread", "message": "Summarise the key points of this discussion."},
+    {"title": "Explain a file", "message": "I'll share a file: tell me what it says."},
+    {"title": "Draft a reply", "message": "Help me draft a reply to a colleague."},
+]
+
+# What manifest.yml must grant and subscribe to; a test keeps the two in sync.
+SUBSCRIBED_EVENTS = (
+    "app_context_changed",
+    "app_home_opened",
+    "app_mention",
+    "file_deleted",
+    "message.channels",
+    "message.groups",
+    "message.im",
+    "message.mpim",
+)
+REQUIRED_SCOPES = (
+    "app_mentions:read",  # app_mention
+    "assistant:write",  # assistant.threads.setStatus / setSuggestedPrompts
+    "channels:history",  # message.channels, conversations.replies
+    "chat:write",  # replies, streaming
+    "files:read",  # downloading shared files, file_deleted
+    "files:write",  # uploading generated files
+    "groups:history",  # message.groups
+    "im:history",  # message.im
+    "mpim:history",  # message.mpim
+    "reactions:write",  # acknowledging files
+    "users:read",  # display names
+)
+
+
+class Intake(Protocol):
+    """What the edge needs from the queue: is a thread ours, and take a message."""
+
+    async def is_active(self, key: ThreadKey) -> bool: ...
+
+    async def accept(self, inbound: Inbound) -> bool: ...
+
+    async def over_flood_limit(self, user: str) -> bool: ...
+
+
+class Listeners:
+    """Turns Slack events into Inbounds for the queue."""
+
+    def __init__(self, intake: Intake) -> None:
+        self._intake = intake
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def register(self, app: AsyncApp) -> None:
+        app.event("app_mention")(self.on_mention)
+        app.event("message")(self.on_message)
+        app.event("app_home_opened")(self.on_home_opened)
+        # Bolt answers unmatched events with 404 and Slack redelivers them: ack all we get.
+        app.event(re.compile(".*"))(self.on_other)
+
+    async def on_mention(self, event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
+        team = _team(event, context)
+        key = ThreadKey(team, event["channel"], event.get("thread_ts") or event["ts"])
+        await self._take(event, body, context, key, "mention")
+
+    async def on_message(self, event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
+        if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id") or not event.get("user"):
+            return
+        if event.get("user") == context.get("bot_user_id"):
+            return
+        team = _team(event, context)
+        if event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D"):
+            key = ThreadKey(team, event["channel"], event.get("thread_ts") or event["ts"])
+            await self._take(event, body, context, key, "dm")
+            return
+        bot = context.get("bot_user_id") or ""
+        if bot and f"<@{bot}>" in (event.get("text") or ""):
+            # The twin of an app_mention; the message key makes sure it is answered once.
+            key = ThreadKey(team, event["channel"], event.get("thread_ts") or event["ts"])
+            await self._take(event, body, context, key, "mention")
+            return
+        thread_ts = event.get("thread_ts")
+        if not thread_ts:
+            return
+        key = ThreadKey(team, event["channel"], thread_ts)
+        if await self._intake.is_active(key):
+            await self._take(event, body, context, key, "thread_reply")
+
+    async def on_home_opened(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab") != "messages" or not event.get("channel"):
+            return
+        self._spawn(_suggest_prompts(client, event["channel"]))
+
+    async def on_other(self) -> None:
+        return None
+
+    async def _take(
+        self,
+        event: dict[str, Any],
+        body: dict[str, Any],
+        context: dict[str, Any],
+        key: ThreadKey,
+        kind: InboundKind,
+    ) -> None:
+        inbound = Inbound(
+            key=key,
+            ts=event["ts"],
+            user=event.get("user", ""),
+            text=_strip_mention(event.get("text") or "", context.get("bot_user_id") or ""),
+            kind=kind,
+            event_id=str(body.get("event_id") or ""),
+            files=tuple(_file_ref(f) for f in event.get("files") or ()),
+        )
+        if await self._intake.over_flood_limit(inbound.user):
+            client: AsyncWebClient = context["client"]
+            self._spawn(_ask_to_slow_down(client, inbound))
+            return
+        accepted = await self._intake.accept(inbound)
+        log.info(
+            "message %s from %s %s",
+            inbound.ts,
+            key,
+            "queued" if accepted else "already queued (retry or twin event)",
+            extra={"thread_key": str(key), "event_id": inbound.event_id},
+        )
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _team(event: dict[str, Any], context: dict[str, Any]) -> str:
+    return str(event.get("team") or context.get("team_id") or "")
+
+
+def _strip_mention(text: str, bot_user_id: str) -> str:
+    if bot_user_id:
+        text = text.replace(f"<@{bot_user_id}>", "")
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def _file_ref(raw: dict[str, Any]) -> FileRef:
+    return FileRef(
+        id=raw.get("id", ""),
+        name=raw.get("name") or raw.get("title") or "",
+        mimetype=raw.get("mimetype", ""),
+        filetype=raw.get("filetype", ""),
+        size=int(raw.get("size") or 0),
+        url=raw.get("url_private_download") or raw.get("url_private") or "",
+        needs_info=raw.get("file_access") == "check_file_info",
+    )
+
+
+async def _suggest_prompts(client: AsyncWebClient, channel: str) -> None:
+    try:
+        await client.assistant_threads_setSuggestedPrompts(
+            channel_id=channel, title="Try asking", prompts=SUGGESTED_PROMPTS
+        )
+    except SlackApiError as exc:
+        log.info("could not set suggested prompts: %s", exc.response.get("error"))
+
+
+async def _ask_to_slow_down(client: AsyncWebClient, inbound: Inbound) -> None:
+    try:
+        await client.chat_postEphemeral(
+            channel=inbound.key.channel_id,
+            user=inbound.user,
+            thread_ts=inbound.key.thread_ts,
+            text="You're sending messages faster than I can answer. Give me a minute, then try again.",
+        )
+    except SlackApiError as exc:
+        log.info("could not post flood notice: %s", exc.response.get("error"))

@@ -1,0 +1,107 @@
+"""Model Markdown → what Slack shows: message splitting, footnotes, mrkdwn fallback text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Slack: 12,000 chars per markdown block / stream call, 40,000 per message. Staying well under
+# the block limit keeps every message renderable in both the stream and the fallback path.
+SOFT_LIMIT = 9_000
+HARD_LIMIT = 11_000
+MARKDOWN_LIMIT = 12_000
+FENCE = re.compile(r"^\s*(```|~~~)(.*)$")
+# Assistants-style inline markers such as 【4:0†handbook.pdf】 must never reach Slack.
+RAW_MARKER = re.compile(r"【[^】]*】")
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A span of text for the current message; `new_message` starts the next one first."""
+
+    text: str
+    new_message: bool = False
+
+
+class MessageSplitter:
+    """Cuts a growing Markdown answer into Slack-sized messages without breaking code blocks.
+
+    Text already streamed cannot be taken back, so cuts are decided as text arrives: after
+    SOFT_LIMIT at the next paragraph break outside a code block, and at HARD_LIMIT anywhere
+    (closing an open code fence and reopening it in the next message).
+    """
+
+    def __init__(self, soft: int = SOFT_LIMIT, hard: int = HARD_LIMIT) -> None:
+        self.soft = soft
+        self.hard = hard
+        self._size = 0
+        self._line = ""
+        self._fence: str | None = None  # the opening fence line while inside a code block
+
+    def feed(self, text: str) -> list[Piece]:
+        text = RAW_MARKER.sub("", text)
+        pieces: list[Piece] = []
+        out = ""
+        new_message = False
+        for ch in text:
+            if self._size >= self.hard and ch != "\n":
+                closing = "\n```" if self._fence else ""
+                pieces.append(Piece(out + closing, new_message))
+                out = (self._fence + "\n") if self._fence else ""
+                self._size = len(out)
+                new_message = True
+            out += ch
+            self._size += 1
+            if ch != "\n":
+                self._line += ch
+                continue
+            self._track_fence(self._line)
+            self._line = ""
+            if self._size >= self.soft and self._fence is None and out.endswith("\n\n"):
+                pieces.append(Piece(out, new_message))
+                out = ""
+                self._size = 0
+                new_message = True
+        if out or new_message:
+            pieces.append(Piece(out, new_message))
+        return pieces
+
+    def _track_fence(self, line: str) -> None:
+        match = FENCE.match(line)
+        if not match:
+            return
+        if self._fence is None:
+            self._fence = line.strip()
+        elif not match.group(2).strip():
+            self._fence = None
+
+
+def footnotes(names: Sequence[str]) -> str:
+    """Numbered source list appended to an answer that cited files."""
+    if not names:
+        return ""
+    lines = [f"[{i}] {name}" for i, name in enumerate(names, start=1)]
+    return "\n\n**Sources**\n" + "\n".join(lines)
+
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+_HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.MULTILINE)
+_STRIKE = re.compile(r"~~(.+?)~~")
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """Markdown → Slack mrkdwn, for the plain `text` that notifications and old clients show."""
+    text = RAW_MARKER.sub("", markdown)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", text)
+    text = _HEADING.sub(lambda m: f"*{m.group(1).strip()}*", text)
+    text = _BOLD.sub(lambda m: f"*{m.group(1)}*", text)
+    return _STRIKE.sub(lambda m: f"~{m.group(1)}~", text)
+
+
+def markdown_blocks(markdown: str) -> list[dict[str, str]]:
+    """A message body as one Slack `markdown` block (Slack allows 12,000 chars across them)."""
+    body = RAW_MARKER.sub("", markdown) or " "
+    return [{"type": "markdown", "text": body[:MARKDOWN_LIMIT]}]

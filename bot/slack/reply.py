@@ -1,0 +1,200 @@
+"""ReplyStream: one assistant answer into one Slack thread, streamed as it is written.
+
+Native chat streaming (chat.startStream/appendStream/stopStream) when Slack allows it;
+otherwise a placeholder message updated at most about once a second. Long answers continue
+in further messages (see render.MessageSplitter).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_chat_stream import AsyncChatStream
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.inbound import ThreadKey
+from bot.slack.render import MessageSplitter, footnotes, markdown_blocks, to_mrkdwn
+
+log = logging.getLogger(__name__)
+
+UPDATE_INTERVAL_S = 1.0
+# One stream call carries at most 12,000 chars of markdown; the SDK sends its whole buffer at once.
+STREAM_CHUNK = 4_000
+STREAM_BUFFER = 200
+
+OnStarted = Callable[[str], Awaitable[None]]
+
+
+async def _noop(ts: str) -> None:
+    return None
+
+
+class ReplyStream:
+    """Streams one answer into a thread; call append() as text arrives, then finish() or fail()."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        key: ThreadKey,
+        *,
+        recipient_user_id: str,
+        native: bool = True,
+        on_started: OnStarted = _noop,
+    ) -> None:
+        self._client = client
+        self._key = key
+        self._recipient = recipient_user_id
+        self._native = native
+        self._on_started = on_started
+        self._splitter = MessageSplitter()
+        self._stream: AsyncChatStream | None = None
+        self._ts: str | None = None  # the message currently being written
+        self._text = ""
+        self._last_update = 0.0
+        self._dirty = False
+        self.posted: list[str] = []
+
+    @property
+    def started(self) -> bool:
+        return self._ts is not None or self._stream is not None
+
+    async def status(self, text: str) -> None:
+        """Show what the assistant is doing; best effort, a status is never worth failing for."""
+        try:
+            await self._client.assistant_threads_setStatus(
+                channel_id=self._key.channel_id,
+                thread_ts=self._key.thread_ts,
+                status=text,
+            )
+        except SlackApiError as exc:
+            log.debug("setStatus refused: %s", exc.response.get("error"))
+
+    async def append(self, text: str) -> None:
+        for piece in self._splitter.feed(text):
+            if piece.new_message:
+                await self._close_message("")
+            if piece.text:
+                await self._write(piece.text)
+
+    async def finish(self, sources: list[str] | None = None) -> list[str]:
+        """Close the answer (with numbered sources); returns the ts of every message posted."""
+        tail = footnotes(sources or [])
+        if not self.started:
+            await self._write(tail or "_(no answer)_")
+            tail = ""
+        await self._close_message(tail)
+        return self.posted
+
+    async def fail(self, message: str) -> list[str]:
+        """End the answer with a clear error line (after whatever text already arrived)."""
+        note = f"⚠️ {message}"
+        if self.started:
+            await self._close_message(f"\n\n{note}")
+        else:
+            await self._post_final(note)
+        return self.posted
+
+    async def _write(self, text: str) -> None:
+        self._text += text
+        if self._native and await self._stream_append(text):
+            return
+        await self._placeholder_update()
+
+    async def _stream_append(self, text: str) -> bool:
+        """Append via native streaming; False (and fall back for good) when Slack refuses it."""
+        try:
+            if self._stream is None:
+                self._stream = await self._client.chat_stream(
+                    channel=self._key.channel_id,
+                    thread_ts=self._key.thread_ts,
+                    recipient_team_id=self._key.team_id,
+                    recipient_user_id=self._recipient,
+                    buffer_size=STREAM_BUFFER,
+                )
+            for i in range(0, len(text), STREAM_CHUNK):
+                await self._stream.append(markdown_text=text[i : i + STREAM_CHUNK])
+                await self._note_stream_ts()
+            return True
+        except SlackApiError as exc:
+            if self._stream is not None and self._stream.ts is not None:
+                raise
+            log.info("native streaming refused (%s); using message updates", exc.response.get("error"))
+            self._native = False
+            self._stream = None
+            return False
+
+    async def _note_stream_ts(self) -> None:
+        if self._stream is not None and self._stream.ts and self._ts != self._stream.ts:
+            self._ts = self._stream.ts
+            self.posted.append(self._ts)
+            await self._on_started(self._ts)
+
+    async def _placeholder_update(self, *, force: bool = False) -> None:
+        if self._ts is None:
+            resp = await self._client.chat_postMessage(
+                channel=self._key.channel_id,
+                thread_ts=self._key.thread_ts,
+                text=to_mrkdwn(self._text) or "…",
+                blocks=markdown_blocks(self._text),
+            )
+            self._ts = str(resp["ts"])
+            self.posted.append(self._ts)
+            self._last_update = time.monotonic()
+            self._dirty = False
+            await self._on_started(self._ts)
+            return
+        self._dirty = True
+        if force or time.monotonic() - self._last_update >= UPDATE_INTERVAL_S:
+            await self._client.chat_update(
+                channel=self._key.channel_id,
+                ts=self._ts,
+                text=to_mrkdwn(self._text),
+                blocks=markdown_blocks(self._text),
+            )
+            self._last_update = time.monotonic()
+            self._dirty = False
+
+    async def _close_message(self, tail: str) -> None:
+        """Finish the message being written (adding `tail`); the next write starts a new one."""
+        if self._stream is not None:
+            try:
+                await self._stream.stop(markdown_text=tail or None)
+                await self._note_stream_ts()
+            except SlackApiError as exc:
+                if self._stream.ts is not None:
+                    raise
+                log.info("native streaming refused (%s); posting instead", exc.response.get("error"))
+                self._native = False
+                await self._post_final(self._text + tail)
+        elif self._ts is not None:
+            self._text += tail
+            await self._placeholder_update(force=True)
+        elif tail:
+            await self._post_final(tail)
+        self._stream = None
+        self._ts = None
+        self._text = ""
+
+    async def _post_final(self, markdown: str) -> None:
+        resp = await self._client.chat_postMessage(
+            channel=self._key.channel_id,
+            thread_ts=self._key.thread_ts,
+            text=to_mrkdwn(markdown),
+            blocks=markdown_blocks(markdown),
+        )
+        self.posted.append(str(resp["ts"]))
+
+
+async def discard_interrupted(client: AsyncWebClient, key: ThreadKey, ts: str) -> None:
+    """Remove a half-written answer left by a worker that died, before answering again."""
+    # It may not be streaming any more (or never was): deleting is what matters.
+    with contextlib.suppress(SlackApiError):
+        await client.chat_stopStream(channel=key.channel_id, ts=ts)
+    try:
+        await client.chat_delete(channel=key.channel_id, ts=ts)
+    except SlackApiError as exc:
+        log.warning("could not delete interrupted reply %s in %s: %s", ts, key, exc.response.get("error"))

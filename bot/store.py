@@ -1,0 +1,236 @@
+"""Redis state: bindings, message progress (dedupe), per-thread locks and inboxes.
+
+Every multi-key step is one Lua script, so it is atomic and one round trip. Under Redis
+Cluster, give the prefix a hash tag (e.g. ``{tb}:``) so all keys share one slot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bot.assistant.base import Binding
+from bot.inbound import Inbound, ThreadKey
+
+MESSAGE_TTL_S = 24 * 3600
+GROUP = "workers"
+
+# Edge: remember the message (Slack retries and the mention's twin `message` event share its
+# ts) and queue it, in one step: either both happen or neither.
+_ENQUEUE = """
+if not redis.call('SET', KEYS[1], 'queued', 'NX', 'EX', ARGV[2]) then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'inbound', ARGV[1])
+return 1
+"""
+
+# Worker: put the message in its thread's inbox (once) and try to become the thread's runner.
+# A message that is already answered is only acknowledged. Returns {status, inbox, binding}:
+# 1 = lock taken (inbox and binding returned), 0 = parked for the current runner, -1 = done.
+_CLAIM = """
+local done = redis.call('GET', KEYS[3]) == 'done'
+if not done and not redis.call('LPOS', KEYS[1], ARGV[1]) then
+  redis.call('RPUSH', KEYS[1], ARGV[1])
+end
+if redis.call('LLEN', KEYS[1]) == 0 then
+  redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
+  return {-1, {}, {}}
+end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
+  return {1, redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[5])}
+end
+redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
+return {0, {}, {}}
+"""
+
+# Runner heartbeat: extend the lock and reset the stream entry's idle time, so XAUTOCLAIM
+# only ever takes the work of a worker that stopped beating.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[4], 0, ARGV[5], 'JUSTID')
+return 1
+"""
+
+# After a Turn: drop the messages it answered, mark them done, forget the reply in flight,
+# refresh the binding, and release the lock only if nothing new arrived meanwhile.
+# Returns {released, inbox}: inbox holds the next Turn's messages when not released.
+_FINISH = """
+local n = tonumber(ARGV[2])
+if n > 0 then redis.call('LTRIM', KEYS[1], n, -1) end
+for i = 6, #KEYS do redis.call('SET', KEYS[i], 'done', 'EX', ARGV[3]) end
+redis.call('DEL', KEYS[3])
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('HSET', KEYS[5], 'last_active', ARGV[6])
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
+end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-1, {}} end
+if redis.call('LLEN', KEYS[1]) > 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[8])
+  return {0, redis.call('LRANGE', KEYS[1], 0, -1)}
+end
+redis.call('DEL', KEYS[2])
+redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
+return {1, {}}
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a worker got when it offered a queued message to its thread."""
+
+    status: int  # 1 runner, 0 parked, -1 already answered
+    inbox: list[Inbound]
+    binding: Binding | None
+
+
+class Store:
+    """All of the bot's Redis state behind named operations."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "tb:", thread_ttl_s: int = 90 * 86400) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.thread_ttl_s = thread_ttl_s
+        self.stream = f"{prefix}turns"
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._claim = redis.register_script(_CLAIM)
+        self._extend = redis.register_script(_EXTEND)
+        self._finish = redis.register_script(_FINISH)
+        self._release = redis.register_script(_RELEASE)
+
+    # -- key names -------------------------------------------------------------------------
+    def _thread(self, kind: str, key: ThreadKey) -> str:
+        return f"{self.prefix}{kind}:{key.team_id}:{key.channel_id}:{key.thread_ts}"
+
+    def message_key(self, team: str, channel: str, ts: str) -> str:
+        return f"{self.prefix}msg:{team}:{channel}:{ts}"
+
+    def binding_key(self, key: ThreadKey) -> str:
+        return self._thread("bind", key)
+
+    def lock_key(self, key: ThreadKey) -> str:
+        return self._thread("lock", key)
+
+    def inbox_key(self, key: ThreadKey) -> str:
+        return self._thread("inbox", key)
+
+    def reply_key(self, key: ThreadKey) -> str:
+        return self._thread("reply", key)
+
+    # -- edge ------------------------------------------------------------------------------
+    async def enqueue(self, inbound: Inbound, *, maxlen: int) -> bool:
+        """Queue a message once; False when Slack already delivered it."""
+        msg = self.message_key(inbound.key.team_id, inbound.key.channel_id, inbound.ts)
+        added = await self._enqueue(keys=[msg, self.stream], args=[inbound.to_json(), MESSAGE_TTL_S, maxlen])
+        return bool(added)
+
+    async def flood_count(self, user: str, window_s: int = 60) -> int:
+        """Messages this user sent the bot in the current window (counting this one)."""
+        bucket = int(time.time() // window_s)
+        key = f"{self.prefix}flood:{user}:{bucket}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_s * 2)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    # -- bindings --------------------------------------------------------------------------
+    async def binding(self, key: ThreadKey) -> Binding | None:
+        raw = await self.redis.hgetall(self.binding_key(key))
+        return _binding(raw)
+
+    async def bind(self, key: ThreadKey, binding: Binding) -> None:
+        name = self.binding_key(key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(name)
+            pipe.hset(name, mapping=dict(binding.to_mapping()))  # type: ignore[arg-type]
+            pipe.expire(name, self.thread_ttl_s)
+            await pipe.execute()
+
+    async def is_bound(self, key: ThreadKey) -> bool:
+        return bool(await self.redis.exists(self.binding_key(key)))
+
+    # -- turns -----------------------------------------------------------------------------
+    async def claim(self, entry_id: str, payload: str, key: ThreadKey, token: str, lease_ms: int) -> Claim:
+        inbound = Inbound.from_json(payload)
+        msg = self.message_key(key.team_id, key.channel_id, inbound.ts)
+        status, inbox, raw = await self._claim(
+            keys=[self.inbox_key(key), self.lock_key(key), msg, self.stream, self.binding_key(key)],
+            args=[payload, token, lease_ms, GROUP, entry_id],
+        )
+        return Claim(int(status), [Inbound.from_json(i) for i in inbox], _binding(_pairs(raw)))
+
+    async def extend(self, key: ThreadKey, token: str, lease_ms: int, consumer: str, entry_id: str) -> bool:
+        ok = await self._extend(
+            keys=[self.lock_key(key), self.stream],
+            args=[token, lease_ms, GROUP, consumer, entry_id],
+        )
+        return bool(ok)
+
+    async def finish(
+        self,
+        key: ThreadKey,
+        answered: Sequence[Inbound],
+        token: str,
+        entry_id: str,
+        lease_ms: int,
+    ) -> tuple[int, list[Inbound]]:
+        """Close a Turn; returns (1 released | 0 more work | -1 lock lost, next inbox)."""
+        msgs = [self.message_key(key.team_id, key.channel_id, m.ts) for m in answered]
+        released, inbox = await self._finish(
+            keys=[
+                self.inbox_key(key),
+                self.lock_key(key),
+                self.reply_key(key),
+                self.stream,
+                self.binding_key(key),
+                *msgs,
+            ],
+            args=[
+                token,
+                len(answered),
+                MESSAGE_TTL_S,
+                GROUP,
+                entry_id,
+                repr(time.time()),
+                self.thread_ttl_s,
+                lease_ms,
+            ],
+        )
+        return int(released), [Inbound.from_json(i) for i in inbox]
+
+    async def release(self, key: ThreadKey, token: str) -> None:
+        await self._release(keys=[self.lock_key(key)], args=[token])
+
+    async def reply_in_flight(self, key: ThreadKey) -> str | None:
+        raw = await self.redis.get(self.reply_key(key))
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    async def set_reply_in_flight(self, key: ThreadKey, ts: str) -> None:
+        await self.redis.set(self.reply_key(key), ts, ex=MESSAGE_TTL_S)
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+
+def _pairs(raw: list[Any]) -> dict[str, str]:
+    it = iter(_text(x) for x in raw)
+    return dict(zip(it, it, strict=True))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _binding(raw: dict[Any, Any]) -> Binding | None:
+    if not raw:
+        return None
+    return Binding.from_mapping({_text(k): _text(v) for k, v in raw.items()})

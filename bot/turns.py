@@ -1,0 +1,223 @@
+"""Turn orchestration: the one place that sees Slack, Redis and the assistant together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, replace
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import metrics
+from bot.assistant.base import (
+    Backend,
+    BackendError,
+    Binding,
+    Citation,
+    Completed,
+    ConversationBusy,
+    ConversationGone,
+    Failed,
+    OutputFile,
+    RunRequest,
+    Status,
+    TextDelta,
+    ToolCall,
+)
+from bot.assistant.tools import ToolSet
+from bot.inbound import Inbound, ThreadKey
+from bot.slack.history import SlackHistory
+from bot.slack.reply import ReplyStream, discard_interrupted
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+KEPT = "Your message is saved in this thread's conversation; reply here to try again."
+LOCKED_RETRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSettings:
+    bot_user_id: str
+    consumer: str
+    lease_ms: int
+    timeout_s: float
+    native_streaming: bool = True
+
+
+class TurnRunner:
+    """Runs the Turns of the thread a queued message belongs to, while holding its lock."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        backend: Backend,
+        slack: AsyncWebClient,
+        history: SlackHistory,
+        tools: ToolSet,
+        settings: TurnSettings,
+    ) -> None:
+        self._store = store
+        self._backend = backend
+        self._slack = slack
+        self._history = history
+        self._tools = tools
+        self._settings = settings
+
+    async def handle(self, entry_id: str, payload: str) -> None:
+        """Offer one queued message to its thread; if we get the lock, run Turns until its inbox is empty."""
+        key = Inbound.from_json(payload).key
+        token = uuid.uuid4().hex
+        claim = await self._store.claim(entry_id, payload, key, token, self._settings.lease_ms)
+        if claim.status != 1:
+            return
+        heartbeat = asyncio.create_task(self._beat(key, token, entry_id))
+        try:
+            inbox, binding = claim.inbox, claim.binding
+            while inbox:
+                binding = await self.turn(key, inbox, binding)
+                released, inbox = await self._store.finish(
+                    key, inbox, token, entry_id, self._settings.lease_ms
+                )
+                if released < 0:
+                    log.warning("lost the lock of %s mid-turn", key, extra={"thread_key": str(key)})
+        except BaseException:
+            # Shutdown or a Redis failure: leave the entry pending so another worker resumes it.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._store.release(key, token))
+            raise
+        finally:
+            heartbeat.cancel()
+
+    async def _beat(self, key: ThreadKey, token: str, entry_id: str) -> None:
+        interval = self._settings.lease_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self._store.extend(
+                    key, token, self._settings.lease_ms, self._settings.consumer, entry_id
+                )
+            except Exception as exc:
+                log.warning("lease extension failed for %s: %s", key, type(exc).__name__)
+                continue
+            if not held:
+                log.warning("lease of %s lapsed", key, extra={"thread_key": str(key)})
+                return
+
+    async def turn(self, key: ThreadKey, inbox: list[Inbound], binding: Binding | None) -> Binding | None:
+        """One Turn: the pending messages of a thread → one backend run → one reply."""
+        extra = {"thread_key": str(key), "event_id": ",".join(m.event_id for m in inbox if m.event_id)}
+        metrics.inc("turns_started_total")
+        interrupted = await self._store.reply_in_flight(key)
+        if interrupted:
+            log.info("replacing an interrupted reply %s", interrupted, extra=extra)
+            await discard_interrupted(self._slack, key, interrupted)
+        inputs = [replace(m, speaker=await self._history.display_name(m.user)) for m in inbox]
+        reply = ReplyStream(
+            self._slack,
+            key,
+            recipient_user_id=inputs[-1].user,
+            native=self._settings.native_streaming,
+            on_started=lambda ts: self._store.set_reply_in_flight(key, ts),
+        )
+        await reply.status("is thinking…")
+        try:
+            binding, seed = await self._binding(key, binding, inputs)
+            request = RunRequest(inputs=tuple(inputs), tools=self._tools, seed=tuple(seed))
+            async with asyncio.timeout(self._settings.timeout_s):
+                binding = await self._run(key, binding, request, reply)
+            metrics.inc("turns_completed_total")
+        except TimeoutError:
+            metrics.inc("turns_failed_total")
+            log.warning("turn timed out after %ss", self._settings.timeout_s, extra=extra)
+            await reply.fail(f"The assistant took too long to answer. {KEPT}")
+        except BackendError as exc:
+            metrics.inc("turns_failed_total")
+            log.warning("turn failed: %s", exc, extra=extra)
+            await reply.fail(f"{exc.user_message} {KEPT}")
+        except Exception:
+            # Not retried: a message that breaks the bot must not loop through the queue forever.
+            metrics.inc("turns_failed_total")
+            log.exception("turn crashed", extra=extra)
+            with contextlib.suppress(Exception):
+                await reply.fail(f"Something went wrong on my side. {KEPT}")
+        return binding
+
+    async def _binding(
+        self, key: ThreadKey, binding: Binding | None, inputs: list[Inbound]
+    ) -> tuple[Binding, list[str]]:
+        """The thread's conversation, opened (and seeded from the thread) on first use."""
+        if binding is not None and binding.backend == self._backend.name:
+            return binding, []
+        if binding is not None:
+            log.info(
+                "thread bound to backend %s; opening a %s conversation",
+                binding.backend,
+                self._backend.name,
+            )
+        return await self._open(key, inputs), await self._seed(key, inputs)
+
+    async def _open(self, key: ThreadKey, inputs: list[Inbound]) -> Binding:
+        metadata = {
+            "slack_team": key.team_id,
+            "slack_channel": key.channel_id,
+            "slack_thread_ts": key.thread_ts,
+            "slack_user": inputs[0].user,
+        }
+        binding = await self._backend.open(key, metadata)
+        await self._store.bind(key, binding)
+        return binding
+
+    async def _seed(self, key: ThreadKey, inputs: list[Inbound]) -> list[str]:
+        first = inputs[0]
+        if first.kind != "mention" or first.ts == key.thread_ts:
+            return []
+        return await self._history.earlier_messages(key, first.ts, self._settings.bot_user_id)
+
+    async def _run(
+        self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream
+    ) -> Binding:
+        for attempt in range(LOCKED_RETRIES + 1):
+            try:
+                await self._stream(binding, request, reply)
+                return binding
+            except ConversationGone:
+                if reply.started:
+                    raise
+                log.warning("conversation %s is gone; re-binding %s", binding.conversation_id, key)
+                binding = await self._open(key, list(request.inputs))
+                await reply.append(
+                    "_The earlier conversation for this thread was lost on the server; starting afresh._\n\n"
+                )
+            except ConversationBusy:
+                # The SDK already retried 429/5xx; a locked conversation frees itself shortly.
+                if reply.started or attempt == LOCKED_RETRIES:
+                    raise
+                await asyncio.sleep(2**attempt)
+        return binding
+
+    async def _stream(self, binding: Binding, request: RunRequest, reply: ReplyStream) -> None:
+        sources: list[str] = []
+        async for event in self._backend.run(binding, request):
+            match event:
+                case TextDelta(text=text):
+                    await reply.append(text)
+                case Status(text=text):
+                    await reply.status(text)
+                case ToolCall(name=name):
+                    await reply.status(f"using {name}…")
+                case Citation(filename=name):
+                    sources.append(name)
+                case OutputFile():
+                    pass
+                case Completed():
+                    await reply.finish(sources)
+                    return
+                case Failed(message=message):
+                    await reply.fail(f"{message} {KEPT}")
+                    metrics.inc("turns_failed_total")
+                    return
+        await reply.fail(f"The assistant stopped without finishing. {KEPT}")

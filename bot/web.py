@@ -1,0 +1,40 @@
+"""aiohttp routes: Slack events (HTTP mode), health, readiness and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+
+from bot import metrics
+
+Ready = Callable[[], Awaitable[bool]]
+
+
+def build_web_app(bolt: AsyncApp | None, ready: Ready) -> web.Application:
+    """Routes for one process; /slack/events only when this process is a Slack HTTP edge."""
+
+    async def events(request: web.Request) -> web.Response:
+        assert bolt is not None
+        return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if await ready():
+            return web.Response(text="ready")
+        return web.Response(status=503, text="not ready: redis unreachable")
+
+    async def metrics_route(_: web.Request) -> web.Response:
+        return web.Response(text=metrics.render(), content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_route)
+    if bolt is not None:
+        app.router.add_post("/slack/events", events)
+    return app
