@@ -12,7 +12,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from bot import metrics
 from bot.inbound import Inbound, ThreadKey
-from bot.store import GROUP, Store
+from bot.store import GROUP, Enqueued, Store
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,10 @@ class TurnQueue:
     async def is_active(self, key: ThreadKey) -> bool:
         return await self._store.is_bound(key)
 
-    async def accept(self, inbound: Inbound) -> bool:
-        accepted = await self._store.enqueue(inbound, maxlen=self._maxlen)
-        metrics.inc("messages_queued_total" if accepted else "messages_duplicate_total")
-        return accepted
-
-    async def over_flood_limit(self, user: str) -> bool:
-        return await self._store.flood_count(user) > self._flood_limit
+    async def accept(self, inbound: Inbound) -> Enqueued:
+        result = await self._store.enqueue(inbound, maxlen=self._maxlen, flood_limit=self._flood_limit)
+        metrics.inc(f"messages_{result.name.lower()}_total")
+        return result
 
 
 class Worker:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from redis.asyncio import Redis
@@ -17,12 +18,27 @@ from bot.assistant.base import Binding
 from bot.inbound import Inbound, ThreadKey
 
 MESSAGE_TTL_S = 24 * 3600
+FLOOD_WINDOW_S = 60
 GROUP = "workers"
 
+
+class Enqueued(IntEnum):
+    SEEN = 0
+    QUEUED = 1
+    FLOODED = 2
+
 # Edge: remember the message (Slack retries and the mention's twin `message` event share its
-# ts) and queue it, in one step: either both happen or neither.
+# ts) and queue it, in one step. A new message past the sender's flood limit is remembered as
+# "flooded" instead, so its retries are dropped too. Returns 1 queued, 0 seen before, 2 flooded.
 _ENQUEUE = """
-if not redis.call('SET', KEYS[1], 'queued', 'NX', 'EX', ARGV[2]) then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local sent = redis.call('INCR', KEYS[3])
+if sent == 1 then redis.call('EXPIRE', KEYS[3], ARGV[5]) end
+if sent > tonumber(ARGV[4]) then
+  redis.call('SET', KEYS[1], 'flooded', 'EX', ARGV[2])
+  return 2
+end
+redis.call('SET', KEYS[1], 'queued', 'EX', ARGV[2])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'inbound', ARGV[1])
 return 1
 """
@@ -126,21 +142,16 @@ class Store:
         return self._thread("reply", key)
 
     # -- edge ------------------------------------------------------------------------------
-    async def enqueue(self, inbound: Inbound, *, maxlen: int) -> bool:
-        """Queue a message once; False when Slack already delivered it."""
+    async def enqueue(self, inbound: Inbound, *, maxlen: int, flood_limit: int) -> Enqueued:
+        """Queue a message once: QUEUED, SEEN (a retry or twin event) or FLOODED."""
         msg = self.message_key(inbound.key.team_id, inbound.key.channel_id, inbound.ts)
-        added = await self._enqueue(keys=[msg, self.stream], args=[inbound.to_json(), MESSAGE_TTL_S, maxlen])
-        return bool(added)
-
-    async def flood_count(self, user: str, window_s: int = 60) -> int:
-        """Messages this user sent the bot in the current window (counting this one)."""
-        bucket = int(time.time() // window_s)
-        key = f"{self.prefix}flood:{user}:{bucket}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, window_s * 2)
-            count, _ = await pipe.execute()
-        return int(count)
+        window = int(time.time() // FLOOD_WINDOW_S)
+        flood = f"{self.prefix}flood:{inbound.user}:{window}"
+        result = await self._enqueue(
+            keys=[msg, self.stream, flood],
+            args=[inbound.to_json(), MESSAGE_TTL_S, maxlen, flood_limit, FLOOD_WINDOW_S * 2],
+        )
+        return Enqueued(int(result))
 
     # -- bindings --------------------------------------------------------------------------
     async def binding(self, key: ThreadKey) -> Binding | None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,16 @@ async def wait_healthy(bot: BotUnderTest, proc: subprocess.Popen[bytes], timeout
             if loop.time() > deadline:
                 raise AssertionError(f"bot never became healthy:\n{bot.logs()}")
             await asyncio.sleep(0.1)  # polling a child process's port; nothing else to wait on
+
+
+async def eventually(check: Callable[[], Awaitable[object]], what: str, timeout: float = 10.0) -> None:
+    """Wait for state another task or process writes to Redis (nothing to subscribe to)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not await check():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def stop(bot: BotUnderTest) -> int | None:

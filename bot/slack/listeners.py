@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import FileRef, Inbound, InboundKind, ThreadKey
+from bot.store import Enqueued
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,7 @@ class Intake(Protocol):
 
     async def is_active(self, key: ThreadKey) -> bool: ...
 
-    async def accept(self, inbound: Inbound) -> bool: ...
-
-    async def over_flood_limit(self, user: str) -> bool: ...
+    async def accept(self, inbound: Inbound) -> Enqueued: ...
 
 
 class Listeners:
@@ -128,16 +127,14 @@ class Listeners:
             event_id=str(body.get("event_id") or ""),
             files=tuple(_file_ref(f) for f in event.get("files") or ()),
         )
-        if await self._intake.over_flood_limit(inbound.user):
-            client: AsyncWebClient = context["client"]
-            self._spawn(_ask_to_slow_down(client, inbound))
-            return
-        accepted = await self._intake.accept(inbound)
+        result = await self._intake.accept(inbound)
+        if result is Enqueued.FLOODED:
+            self._spawn(_ask_to_slow_down(context["client"], inbound))
         log.info(
-            "message %s from %s %s",
+            "message %s in %s: %s",
             inbound.ts,
             key,
-            "queued" if accepted else "already queued (retry or twin event)",
+            result.name.lower(),
             extra={"thread_key": str(key), "event_id": inbound.event_id},
         )
 

@@ -339,19 +339,24 @@ async def test_conversation_locked_while_a_response_runs(
     assert later.output_text == "echo: now [user messages: 2]"
 
 
-async def test_client_disconnect_releases_the_lock(emu: OpenAIEmulator, client: openai.AsyncOpenAI) -> None:
-    conv = await client.conversations.create()
-    stream = await client.responses.create(
-        model=MODEL, conversation=conv.id, input="wait #stall", stream=True
-    )
-    await stream.__anext__()
-    await emu.wait_for(lambda: emu.stalled == 1, what="the stream to stall")
-    await stream.close()
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+async def test_client_disconnect_releases_the_lock(emu: OpenAIEmulator, transport: str) -> None:
+    extra = {"http_client": openai.DefaultAioHttpClient()} if transport == "aiohttp" else {}
+    async with make_client(emu, **extra) as sdk:
+        conv = await sdk.conversations.create()
+        stream = await sdk.responses.create(
+            model=MODEL, conversation=conv.id, input="wait #stall", stream=True
+        )
+        await stream.__anext__()
+        await emu.wait_for(lambda: emu.stalled == 1, what="the stream to stall")
+        await stream.close()
 
-    await emu.wait_for(lambda: emu.conversations[conv.id].locked_by is None, what="the lock to be released")
-    await emu.wait_for(lambda: emu.stalled == 0, what="the stalled handler to stop")
-    assert emu.conversations[conv.id].items == []
-    after = await client.responses.create(model=MODEL, conversation=conv.id, input="hello again")
+        await emu.wait_for(
+            lambda: emu.conversations[conv.id].locked_by is None, what="the lock to be released"
+        )
+        await emu.wait_for(lambda: emu.stalled == 0, what="the stalled handler to stop")
+        assert emu.conversations[conv.id].items == []
+        after = await sdk.responses.create(model=MODEL, conversation=conv.id, input="hello again")
     assert after.output_text == "echo: hello again [user messages: 1]"
 
 

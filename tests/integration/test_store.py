@@ -6,7 +6,7 @@ from redis.asyncio import Redis
 
 from bot.assistant.base import Binding
 from bot.inbound import Inbound, ThreadKey
-from bot.store import GROUP, Store
+from bot.store import GROUP, Enqueued, Store
 
 KEY = ThreadKey("T1", "C1", "100.000001")
 
@@ -23,9 +23,18 @@ async def _queued(store: Store) -> list[tuple[str, str]]:
 
 async def test_enqueue_is_once_per_message(redis_client: Redis, prefix: str) -> None:
     store = Store(redis_client, prefix=prefix)
-    assert await store.enqueue(_msg("100.000002"), maxlen=1000)
-    assert not await store.enqueue(_msg("100.000002"), maxlen=1000)
-    assert await store.enqueue(_msg("100.000003"), maxlen=1000)
+    assert await store.enqueue(_msg("100.000002"), maxlen=1000, flood_limit=100) is Enqueued.QUEUED
+    assert await store.enqueue(_msg("100.000002"), maxlen=1000, flood_limit=100) is Enqueued.SEEN
+    assert await store.enqueue(_msg("100.000003"), maxlen=1000, flood_limit=100) is Enqueued.QUEUED
+    assert await redis_client.xlen(store.stream) == 2
+
+
+async def test_flood_limit_counts_new_messages_only(redis_client: Redis, prefix: str) -> None:
+    store = Store(redis_client, prefix=prefix)
+    results = [
+        await store.enqueue(_msg(f"100.00000{i}"), maxlen=1000, flood_limit=2) for i in (2, 2, 3, 4, 4)
+    ]
+    assert results == [Enqueued.QUEUED, Enqueued.SEEN, Enqueued.QUEUED, Enqueued.FLOODED, Enqueued.SEEN]
     assert await redis_client.xlen(store.stream) == 2
 
 
@@ -33,7 +42,7 @@ async def test_second_message_parks_in_inbox_while_thread_is_locked(redis_client
     store = Store(redis_client, prefix=prefix)
     await store.bind(KEY, Binding("responses", "conv_1", created_at=1.0))
     for ts in ("100.000002", "100.000003"):
-        await store.enqueue(_msg(ts), maxlen=1000)
+        await store.enqueue(_msg(ts), maxlen=1000, flood_limit=100)
     (e1, p1), (e2, p2) = await _queued(store)
 
     first = await store.claim(e1, p1, KEY, "tok1", 10_000)
@@ -56,7 +65,7 @@ async def test_second_message_parks_in_inbox_while_thread_is_locked(redis_client
 
 async def test_redelivered_answered_message_is_only_acknowledged(redis_client: Redis, prefix: str) -> None:
     store = Store(redis_client, prefix=prefix)
-    await store.enqueue(_msg("100.000002"), maxlen=1000)
+    await store.enqueue(_msg("100.000002"), maxlen=1000, flood_limit=100)
     [(e1, p1)] = await _queued(store)
     claim = await store.claim(e1, p1, KEY, "tok1", 10_000)
     await store.finish(KEY, claim.inbox, "tok1", e1, 10_000)
@@ -67,7 +76,7 @@ async def test_redelivered_answered_message_is_only_acknowledged(redis_client: R
 
 async def test_reclaimed_message_is_not_duplicated_in_inbox(redis_client: Redis, prefix: str) -> None:
     store = Store(redis_client, prefix=prefix)
-    await store.enqueue(_msg("100.000002"), maxlen=1000)
+    await store.enqueue(_msg("100.000002"), maxlen=1000, flood_limit=100)
     [(e1, p1)] = await _queued(store)
     assert (await store.claim(e1, p1, KEY, "dead-worker", 50)).status == 1
     await redis_client.delete(store.lock_key(KEY))  # the dead worker's lease lapsed
@@ -78,7 +87,7 @@ async def test_reclaimed_message_is_not_duplicated_in_inbox(redis_client: Redis,
 
 async def test_extend_only_by_the_holder(redis_client: Redis, prefix: str) -> None:
     store = Store(redis_client, prefix=prefix)
-    await store.enqueue(_msg("100.000002"), maxlen=1000)
+    await store.enqueue(_msg("100.000002"), maxlen=1000, flood_limit=100)
     [(e1, p1)] = await _queued(store)
     await store.claim(e1, p1, KEY, "tok1", 1_000)
     assert await store.extend(KEY, "tok1", 60_000, "c1", e1)
@@ -90,7 +99,7 @@ async def test_finish_refreshes_binding_ttl(redis_client: Redis, prefix: str) ->
     store = Store(redis_client, prefix=prefix, thread_ttl_s=1000)
     await store.bind(KEY, Binding("responses", "conv_1", created_at=1.0, last_active=1.0))
     await redis_client.expire(store.binding_key(KEY), 5)
-    await store.enqueue(_msg("100.000002"), maxlen=1000)
+    await store.enqueue(_msg("100.000002"), maxlen=1000, flood_limit=100)
     [(e1, p1)] = await _queued(store)
     claim = await store.claim(e1, p1, KEY, "tok1", 10_000)
     await store.finish(KEY, claim.inbox, "tok1", e1, 10_000)

@@ -300,7 +300,13 @@ class Turn:
         annotations = [self._annotation(c) for c in step.citations]
         text = step.text
         where = {"item_id": item_id, "output_index": index, "content_index": 0}
-        item = {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+        item: dict[str, Any] = {
+            "id": item_id,
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
         self.output.append(item)
         yield {"type": "response.output_item.added", "output_index": index, "item": dict(item)}, False
         empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
@@ -318,14 +324,19 @@ class Turn:
                 False,
             )
         yield {"type": "response.output_text.done", **where, "text": text, "logprobs": []}, False
-        part = {"type": "output_text", "text": text, "annotations": annotations, "logprobs": []}
+        part: dict[str, Any] = {
+            "type": "output_text",
+            "text": text,
+            "annotations": annotations,
+            "logprobs": [],
+        }
         yield {"type": "response.content_part.done", **where, "part": part}, False
         item.update(status="completed", content=[part])
         yield {"type": "response.output_item.done", "output_index": index, "item": dict(item)}, False
 
     def _call(self, step: script.CallFunction, index: int) -> Iterator[tuple[dict[str, Any], bool]]:
         item_id = new_id("fc")
-        item = {
+        item: dict[str, Any] = {
             "id": item_id,
             "type": "function_call",
             "status": "in_progress",

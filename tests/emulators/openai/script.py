@@ -20,7 +20,7 @@ their text), and whether a code interpreter is available and which files it moun
 
 Plan (output)
 -------------
-`Plan(steps, failure, pace_s, stall)`:
+`Plan(steps, failure, pace_s, stall, cues)`:
 
 - `steps`: output items in order, each one of
   - `Say(chunks, citations)`: an assistant message. `"".join(chunks)` is the text; each
@@ -36,8 +36,9 @@ Plan (output)
 - `failure`: `None`, or `Failure(kind, code, message, after_chunks)`:
   - `kind="model_error"`: the turn is announced, then fails without output (Responses:
     `response.failed`; non-streamed: HTTP 500).
-  - `kind="stream_error"`: the first step streams `after_chunks` deltas, then the
-    transport-level stream breaks with an error event.
+  - `kind="stream_error"`: the steps stream until `after_chunks` deltas (of any kind)
+    have been sent, then the transport-level stream breaks with an error event and
+    nothing is kept (non-streamed: HTTP 500).
 - `pace_s`: seconds to wait between consecutive deltas (0 = as fast as possible).
 - `stall`: pause right after the turn is announced until the test releases it.
 - `cues`: the cue names found (informational, e.g. for logging).
