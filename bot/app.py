@@ -28,10 +28,11 @@ from bot.assistant.responses import ResponsesBackend
 from bot.assistant.tools import default_tools
 from bot.config import Settings
 from bot.queue import TurnQueue, Worker
+from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
 from bot.store import Store
-from bot.turns import TurnRunner, TurnSettings
+from bot.turns import TurnRunner, TurnSettings, forget_file
 from bot.web import build_web_app
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,13 @@ def make_backend(settings: Settings) -> Backend:
         http_client=DefaultAioHttpClient(),
         max_retries=3,
     )
-    return ResponsesBackend(client, model=settings.openai_model, instructions=settings.system_instructions())
+    return ResponsesBackend(
+        client,
+        model=settings.openai_model,
+        instructions=settings.system_instructions(),
+        code_interpreter=settings.code_interpreter,
+        store_days=settings.thread_ttl_days,
+    )
 
 
 @dataclass
@@ -82,6 +89,7 @@ class Runtime:
     store: Store = field(init=False)
     slack: AsyncWebClient = field(init=False)
     backend: Backend = field(init=False)
+    files: SlackFiles = field(init=False)
     bolt: AsyncApp | None = field(init=False, default=None)
     worker: Worker | None = field(init=False, default=None)
     _site: web.AppRunner | None = field(init=False, default=None)
@@ -94,6 +102,7 @@ class Runtime:
         self.store = Store(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.slack = make_slack_client(s)
         self.backend = make_backend(s)
+        self.files = SlackFiles(self.slack, max_bytes=s.max_file_mb * 1024 * 1024, api_url=s.slack_api_url)
 
     async def start(self) -> None:
         s = self.settings
@@ -109,6 +118,7 @@ class Runtime:
                 backend=self.backend,
                 slack=self.slack,
                 history=SlackHistory(self.slack),
+                files=self.files,
                 tools=default_tools().with_hosted(file_search=True, code_interpreter=s.code_interpreter),
                 settings=TurnSettings(
                     bot_user_id=bot_user_id,
@@ -145,7 +155,10 @@ class Runtime:
             process_before_response=True,
             request_verification_enabled=not s.socket_mode,
         )
-        Listeners(TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit)).register(app)
+        Listeners(
+            TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit),
+            on_file_deleted=lambda team, file_id: forget_file(self.store, self.backend, team, file_id),
+        ).register(app)
         return app
 
     async def ready(self) -> bool:
@@ -165,5 +178,6 @@ class Runtime:
             await self._worker_task
         if self._site is not None:
             await self._site.cleanup()
+        await self.files.aclose()
         await self.backend.aclose()
         await self.redis.aclose()

@@ -27,6 +27,7 @@ class Enqueued(IntEnum):
     QUEUED = 1
     FLOODED = 2
 
+
 # Edge: remember the message (Slack retries and the mention's twin `message` event share its
 # ts) and queue it, in one step. A new message past the sender's flood limit is remembered as
 # "flooded" instead, so its retries are dropped too. Returns 1 queued, 0 seen before, 2 flooded.
@@ -227,6 +228,30 @@ class Store:
 
     async def set_reply_in_flight(self, key: ThreadKey, ts: str) -> None:
         await self.redis.set(self.reply_key(key), ts, ex=MESSAGE_TTL_S)
+
+    # -- files (so a file deleted in Slack can be dropped from its thread's knowledge) -----
+    def file_key(self, team: str, slack_file_id: str) -> str:
+        return f"{self.prefix}file:{team}:{slack_file_id}"
+
+    async def remember_file(self, key: ThreadKey, slack_file_id: str, remote_id: str) -> None:
+        name = self.file_key(key.team_id, slack_file_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(name, mapping={"thread": str(key), "remote_id": remote_id})
+            pipe.expire(name, self.thread_ttl_s)
+            await pipe.execute()
+
+    async def take_file(self, team: str, slack_file_id: str) -> tuple[ThreadKey, str] | None:
+        """Forget a file's mapping, returning its thread and remote id (None if unknown)."""
+        name = self.file_key(team, slack_file_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(name)
+            pipe.delete(name)
+            raw, _ = await pipe.execute()
+        if not raw:
+            return None
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        team_id, channel, thread_ts = fields["thread"].split(":", 2)
+        return ThreadKey(team_id, channel, thread_ts), fields["remote_id"]
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())

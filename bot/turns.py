@@ -8,10 +8,12 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.assistant.base import (
+    Attached,
     Backend,
     BackendError,
     Binding,
@@ -27,12 +29,16 @@ from bot.assistant.base import (
     ToolCall,
 )
 from bot.assistant.tools import ToolSet
+from bot.attachments import Rejected
 from bot.inbound import Inbound, ThreadKey
+from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory
-from bot.slack.reply import ReplyStream, discard_interrupted
+from bot.slack.reply import ReplyStream, discard_interrupted, post_note
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+FILE_REACTION = "white_check_mark"
 
 KEPT = "Your message is saved in this thread's conversation; reply here to try again."
 LOCKED_RETRIES = 3
@@ -57,6 +63,7 @@ class TurnRunner:
         backend: Backend,
         slack: AsyncWebClient,
         history: SlackHistory,
+        files: SlackFiles,
         tools: ToolSet,
         settings: TurnSettings,
     ) -> None:
@@ -64,6 +71,7 @@ class TurnRunner:
         self._backend = backend
         self._slack = slack
         self._history = history
+        self._files = files
         self._tools = tools
         self._settings = settings
 
@@ -126,7 +134,13 @@ class TurnRunner:
         await reply.status("is thinking…")
         try:
             binding, seed = await self._binding(key, binding, inputs)
-            request = RunRequest(inputs=tuple(inputs), tools=self._tools, seed=tuple(seed))
+            binding, attached = await self._take_files(key, binding, inputs, reply)
+            if not any(m.text for m in inputs) and any(m.files for m in inputs):
+                await self._confirm_files_only(key, attached)
+                return binding
+            request = RunRequest(
+                inputs=tuple(inputs), tools=self._tools, attached=tuple(attached), seed=tuple(seed)
+            )
             async with asyncio.timeout(self._settings.timeout_s):
                 binding = await self._run(key, binding, request, reply)
             metrics.inc("turns_completed_total")
@@ -145,6 +159,48 @@ class TurnRunner:
             with contextlib.suppress(Exception):
                 await reply.fail(f"Something went wrong on my side. {KEPT}")
         return binding
+
+    async def _take_files(
+        self, key: ThreadKey, binding: Binding, inputs: list[Inbound], reply: ReplyStream
+    ) -> tuple[Binding, list[Attached]]:
+        """Download the files shared with these messages and hand them to the backend."""
+        refs = [f for m in inputs for f in m.files]
+        if not refs:
+            return binding, []
+        await reply.status(f"reading {', '.join(r.name or 'a file' for r in refs)}…")
+        local, problems = await self._files.fetch_all(refs)
+        before = binding
+        binding, attached = await self._backend.attach(binding, local)
+        if binding != before:
+            await self._store.bind(key, binding)
+        for file, item in zip(local, attached, strict=True):
+            if item.error:
+                problems.append(Rejected(item.name, item.error))
+            elif file.slack_file_id:
+                await self._store.remember_file(key, file.slack_file_id, item.remote_id)
+        if problems:
+            lines = "\n".join(f"• *{p.name}*: {p.reason}" for p in problems)
+            await post_note(self._slack, key, f"⚠️ I couldn't use {_count(problems, 'file')}:\n{lines}")
+        await self._acknowledge(key, inputs, [a for a in attached if not a.error])
+        return binding, [a for a in attached if not a.error]
+
+    async def _acknowledge(self, key: ThreadKey, inputs: list[Inbound], accepted: list[Attached]) -> None:
+        """A reaction on each message whose files the assistant now has."""
+        names = {a.name for a in accepted}
+        for message in inputs:
+            if any(f.name in names for f in message.files):
+                with contextlib.suppress(SlackApiError):
+                    await self._slack.reactions_add(
+                        channel=key.channel_id, timestamp=message.ts, name=FILE_REACTION
+                    )
+
+    async def _confirm_files_only(self, key: ThreadKey, attached: list[Attached]) -> None:
+        """Files shared without a question need no model run, only a confirmation."""
+        if attached:
+            names = ", ".join(a.name for a in attached)
+            await post_note(
+                self._slack, key, f"📎 Added {names} to this thread's knowledge. Ask me about it."
+            )
 
     async def _binding(
         self, key: ThreadKey, binding: Binding | None, inputs: list[Inbound]
@@ -182,7 +238,7 @@ class TurnRunner:
     ) -> Binding:
         for attempt in range(LOCKED_RETRIES + 1):
             try:
-                await self._stream(binding, request, reply)
+                await self._stream(key, binding, request, reply)
                 return binding
             except ConversationGone:
                 if reply.started:
@@ -199,7 +255,9 @@ class TurnRunner:
                 await asyncio.sleep(2**attempt)
         return binding
 
-    async def _stream(self, binding: Binding, request: RunRequest, reply: ReplyStream) -> None:
+    async def _stream(
+        self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream
+    ) -> None:
         sources: list[str] = []
         async for event in self._backend.run(binding, request):
             match event:
@@ -211,8 +269,9 @@ class TurnRunner:
                     await reply.status(f"using {name}…")
                 case Citation(filename=name):
                     sources.append(name)
-                case OutputFile():
-                    pass
+                case OutputFile(name=name, content=content):
+                    await reply.status(f"uploading {name}…")
+                    await self._files.upload(key, name=name, content=content)
                 case Completed():
                     await reply.finish(sources)
                     return
@@ -221,3 +280,25 @@ class TurnRunner:
                     metrics.inc("turns_failed_total")
                     return
         await reply.fail(f"The assistant stopped without finishing. {KEPT}")
+
+
+def _count(items: list[Rejected], noun: str) -> str:
+    return f"{len(items)} {noun}{'s' if len(items) != 1 else ''}" if len(items) != 1 else f"this {noun}"
+
+
+async def forget_file(store: Store, backend: Backend, team: str, slack_file_id: str) -> None:
+    """A file deleted in Slack is dropped from its thread's knowledge."""
+    found = await store.take_file(team, slack_file_id)
+    if found is None:
+        return
+    key, remote_id = found
+    binding = await store.binding(key)
+    if binding is None or binding.backend != backend.name:
+        return
+    try:
+        await backend.forget_file(binding, remote_id)
+        log.info("removed deleted file %s from %s", slack_file_id, key, extra={"thread_key": str(key)})
+    except BackendError as exc:
+        log.warning(
+            "could not remove deleted file %s: %s", slack_file_id, exc, extra={"thread_key": str(key)}
+        )

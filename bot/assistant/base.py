@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.assistant.tools import ToolSet
+from bot.attachments import LocalFile
 from bot.inbound import Inbound, ThreadKey
 
 
@@ -19,6 +20,7 @@ class Binding:
     vector_store_id: str = ""
     created_at: float = 0.0
     last_active: float = 0.0
+    data_file_ids: tuple[str, ...] = ()  # files the code interpreter mounts in every turn
 
     def to_mapping(self) -> dict[str, str]:
         return {
@@ -27,6 +29,7 @@ class Binding:
             "vector_store_id": self.vector_store_id,
             "created_at": repr(self.created_at),
             "last_active": repr(self.last_active),
+            "data_file_ids": ",".join(self.data_file_ids),
         }
 
     @classmethod
@@ -37,17 +40,8 @@ class Binding:
             vector_store_id=raw.get("vector_store_id", ""),
             created_at=float(raw.get("created_at") or 0),
             last_active=float(raw.get("last_active") or 0),
+            data_file_ids=tuple(x for x in raw.get("data_file_ids", "").split(",") if x),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class LocalFile:
-    """A file downloaded from Slack, ready to hand to a backend."""
-
-    name: str
-    mimetype: str
-    content: bytes
-    slack_file_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +51,7 @@ class Attached:
     name: str
     remote_id: str
     usage: str  # "file_search" | "vision" | "code_interpreter"
+    error: str = ""  # set when the server refused or failed to index it (safe to show)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import mimetypes
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import openai
@@ -18,7 +21,7 @@ from bot.assistant.base import (
     Completed,
     ConversationGone,
     Failed,
-    LocalFile,
+    OutputFile,
     RunEvent,
     RunRequest,
     Status,
@@ -28,10 +31,12 @@ from bot.assistant.base import (
 from bot.assistant.capabilities import Capabilities
 from bot.assistant.errors import translate
 from bot.assistant.tools import MAX_TOOL_ROUNDS, ToolSet
+from bot.attachments import FileKind, LocalFile
 from bot.inbound import ThreadKey
 
 log = logging.getLogger(__name__)
 
+NO_CODE_INTERPRETER = "data files need the code interpreter, which is turned off for this bot"
 HOSTED_STATUS = {
     "file_search_call": "searching files…",
     "code_interpreter_call": "running code…",
@@ -51,10 +56,14 @@ class ResponsesBackend:
         model: str,
         instructions: str,
         capabilities: Capabilities | None = None,
+        code_interpreter: bool = False,
+        store_days: int = 90,
     ) -> None:
         self._client = client
         self._model = model
         self._instructions = instructions
+        self._code_interpreter = code_interpreter
+        self._store_days = store_days
         self.capabilities = capabilities or Capabilities()
 
     async def open(self, key: ThreadKey, metadata: dict[str, str]) -> Binding:
@@ -66,10 +75,64 @@ class ResponsesBackend:
         return Binding(self.name, conv.id, created_at=now, last_active=now)
 
     async def attach(self, binding: Binding, files: list[LocalFile]) -> tuple[Binding, list[Attached]]:
-        return binding, []
+        """Documents → the thread's vector store, images → vision inputs, data → code interpreter."""
+        attached: list[Attached] = []
+        for file in files:
+            try:
+                binding, item = await self._attach_one(binding, file)
+            except openai.OpenAIError as exc:
+                log.warning("could not upload %s: %s", file.name, translate(exc))
+                item = Attached(file.name, "", "", error="the assistant service would not take it")
+            attached.append(item)
+        return binding, attached
+
+    async def _attach_one(self, binding: Binding, file: LocalFile) -> tuple[Binding, Attached]:
+        kind = file.kind
+        if kind is FileKind.IMAGE:
+            remote = await self._upload(file, "vision")
+            return binding, Attached(file.name, remote, "vision")
+        if kind is FileKind.DATA:
+            if not self._code_interpreter or not self.capabilities.allows("code_interpreter"):
+                return binding, Attached(file.name, "", "", error=NO_CODE_INTERPRETER)
+            remote = await self._upload(file, "user_data")
+            binding = replace(binding, data_file_ids=(*binding.data_file_ids, remote))
+            return binding, Attached(file.name, remote, "code_interpreter")
+        if not binding.vector_store_id:
+            store = await self._client.vector_stores.create(
+                name=f"slack-thread-{binding.conversation_id}"[:64],
+                expires_after={"anchor": "last_active_at", "days": self._store_days},
+                metadata={"conversation": binding.conversation_id},
+            )
+            binding = replace(binding, vector_store_id=store.id)
+        remote = await self._upload(file, "user_data")
+        indexed = await self._client.vector_stores.files.create_and_poll(
+            remote, vector_store_id=binding.vector_store_id, poll_interval_ms=500
+        )
+        if indexed.status != "completed":
+            reason = getattr(indexed.last_error, "message", "") or indexed.status
+            log.warning("indexing %s failed: %s", file.name, reason)
+            return binding, Attached(file.name, remote, "file_search", error=f"indexing failed ({reason})")
+        return binding, Attached(file.name, remote, "file_search")
+
+    async def _upload(self, file: LocalFile, purpose: str) -> str:
+        uploaded = await self._client.files.create(
+            file=(file.name, file.content, file.mimetype or "application/octet-stream"),
+            purpose=purpose,  # type: ignore[arg-type]
+        )
+        return uploaded.id
 
     async def forget_file(self, binding: Binding, remote_id: str) -> None:
-        return None
+        """A file deleted in Slack stops being searchable in its thread."""
+        try:
+            if binding.vector_store_id:
+                with contextlib.suppress(openai.NotFoundError):
+                    await self._client.vector_stores.files.delete(
+                        remote_id, vector_store_id=binding.vector_store_id
+                    )
+            with contextlib.suppress(openai.NotFoundError):
+                await self._client.files.delete(remote_id)
+        except openai.OpenAIError as exc:
+            raise translate(exc) from None
 
     async def annotate(self, binding: Binding, metadata: dict[str, str]) -> None:
         try:
@@ -116,6 +179,8 @@ class ResponsesBackend:
                     yield outcome.failed
                     return
                 delivered = True
+                async for produced in self._generated_files(outcome.container_files):
+                    yield produced
                 if not outcome.calls:
                     yield Completed(outcome.text)
                     return
@@ -134,6 +199,19 @@ class ResponsesBackend:
         finally:
             if not delivered and user_items:
                 await self._keep(binding, user_items)
+
+    async def _generated_files(self, cited: list[tuple[str, str, str]]) -> AsyncIterator[RunEvent]:
+        """Download what the code interpreter wrote at once: containers expire when idle."""
+        for container_id, file_id, filename in cited:
+            try:
+                content = await self._client.containers.files.content.retrieve(
+                    file_id, container_id=container_id
+                )
+            except openai.OpenAIError as exc:
+                log.warning("could not fetch generated file %s: %s", filename, translate(exc))
+                continue
+            mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            yield OutputFile(filename, content.content, mimetype)
 
     async def _keep(self, binding: Binding, items: list[dict[str, Any]]) -> None:
         """A failed response adds nothing to the conversation; store what the users said."""
@@ -191,7 +269,10 @@ class ResponsesBackend:
         if tools.file_search and binding.vector_store_id and self.capabilities.allows("file_search"):
             schemas.append({"type": "file_search", "vector_store_ids": [binding.vector_store_id]})
         if tools.code_interpreter and self.capabilities.allows("code_interpreter"):
-            schemas.append({"type": "code_interpreter", "container": {"type": "auto"}})
+            container: dict[str, Any] = {"type": "auto"}
+            if binding.data_file_ids:
+                container["file_ids"] = list(binding.data_file_ids)
+            schemas.append({"type": "code_interpreter", "container": container})
         if schemas:
             params["tools"] = schemas
         return params
@@ -208,6 +289,7 @@ class _Outcome:
         self.calls: list[dict[str, str]] = []
         self.failed: Failed | None = None
         self.failed_raw: str = ""
+        self.container_files: list[tuple[str, str, str]] = []
         self._streamed = False
         self._cited: set[str] = set()
 
@@ -266,6 +348,10 @@ class _Outcome:
     def _citations(self, annotations: list[Any]) -> list[RunEvent]:
         events: list[RunEvent] = []
         for ann in annotations:
+            if getattr(ann, "type", "") == "container_file_citation":
+                ref = (ann.container_id, ann.file_id, ann.filename)
+                if ref not in self.container_files:
+                    self.container_files.append(ref)
             if getattr(ann, "type", "") == "file_citation":
                 name = getattr(ann, "filename", "") or getattr(ann, "file_id", "")
                 if name not in self._cited:
@@ -275,18 +361,21 @@ class _Outcome:
 
 
 def _user_items(request: RunRequest) -> list[dict[str, Any]]:
+    """Only this turn's new items: the conversation already holds everything before them."""
     items: list[dict[str, Any]] = []
     if request.seed:
         context = "Earlier messages in this Slack thread, before you were added:\n" + "\n".join(request.seed)
         items.append({"type": "message", "role": "developer", "content": context})
-    for inbound in request.inputs:
-        items.append(
-            {
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": inbound.attributed_text()}],
-            }
-        )
+    images = [
+        {"type": "input_image", "file_id": a.remote_id, "detail": "auto"}
+        for a in request.attached
+        if a.usage == "vision" and not a.error
+    ]
+    for i, inbound in enumerate(request.inputs):
+        content: list[dict[str, Any]] = [{"type": "input_text", "text": inbound.attributed_text()}]
+        if i == len(request.inputs) - 1:
+            content += images
+        items.append({"type": "message", "role": "user", "content": content})
     return items
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
@@ -60,17 +60,22 @@ class Intake(Protocol):
     async def accept(self, inbound: Inbound) -> Enqueued: ...
 
 
+FileDeleted = Callable[[str, str], Awaitable[None]]
+
+
 class Listeners:
     """Turns Slack events into Inbounds for the queue."""
 
-    def __init__(self, intake: Intake) -> None:
+    def __init__(self, intake: Intake, *, on_file_deleted: FileDeleted) -> None:
         self._intake = intake
+        self._on_file_deleted = on_file_deleted
         self._background: set[asyncio.Task[Any]] = set()
 
     def register(self, app: AsyncApp) -> None:
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home_opened)
+        app.event("file_deleted")(self.on_file_deleted)
         # Bolt answers unmatched events with 404 and Slack redelivers them: ack all we get.
         app.event(re.compile(".*"))(self.on_other)
 
@@ -80,6 +85,10 @@ class Listeners:
         await self._take(event, body, context, key, "mention")
 
     async def on_message(self, event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
+        if event.get("subtype") == "message_deleted":
+            for f in (event.get("previous_message") or {}).get("files") or ():
+                self._forget(_team(event, context), f.get("id", ""))
+            return
         if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id") or not event.get("user"):
             return
         if event.get("user") == context.get("bot_user_id"):
@@ -106,6 +115,14 @@ class Listeners:
         if event.get("tab") != "messages" or not event.get("channel"):
             return
         self._spawn(_suggest_prompts(client, event["channel"]))
+
+    async def on_file_deleted(self, event: dict[str, Any], context: dict[str, Any]) -> None:
+        self._forget(_team(event, context), event.get("file_id", ""))
+
+    def _forget(self, team: str, file_id: str) -> None:
+        # Removing it from the assistant's store is slow: after the ack, in the background.
+        if file_id:
+            self._spawn(self._on_file_deleted(team, file_id))
 
     async def on_other(self) -> None:
         return None

@@ -12,8 +12,12 @@ SOFT_LIMIT = 9_000
 HARD_LIMIT = 11_000
 MARKDOWN_LIMIT = 12_000
 FENCE = re.compile(r"^\s*(```|~~~)(.*)$")
-# Assistants-style inline markers such as 【4:0†handbook.pdf】 must never reach Slack.
-RAW_MARKER = re.compile(r"【[^】]*】")
+# Assistants-style inline markers such as 【4:0†handbook.pdf】 and code-interpreter links to
+# its sandbox (the file itself is uploaded to the thread) must never reach Slack raw.
+RAW_MARKER = re.compile(r"【[^】]*】|\(sandbox:[^)\s]*\)")
+# Text from an opening mark that is not closed yet is held back until it is: a marker may
+# arrive split across stream deltas.
+OPENERS = (("【", "】"), ("(sandbox:", ")"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +42,15 @@ class MessageSplitter:
         self._size = 0
         self._line = ""
         self._fence: str | None = None  # the opening fence line while inside a code block
+        self._held = ""
 
-    def feed(self, text: str) -> list[Piece]:
-        text = RAW_MARKER.sub("", text)
+    def feed(self, text: str, *, final: bool = False) -> list[Piece]:
+        """Pieces for `text`; `final=True` flushes anything held back."""
+        text = RAW_MARKER.sub("", self._held + text)
+        self._held = ""
+        if not final:
+            cut = _unclosed(text)
+            text, self._held = text[:cut], text[cut:]
         pieces: list[Piece] = []
         out = ""
         new_message = False
@@ -75,6 +85,22 @@ class MessageSplitter:
             self._fence = line.strip()
         elif not match.group(2).strip():
             self._fence = None
+
+
+def _unclosed(text: str) -> int:
+    """Where a marker that has opened but not closed starts (len(text) when there is none)."""
+    cut = len(text)
+    for opener, closer in OPENERS:
+        start = text.rfind(opener)
+        if start != -1 and closer not in text[start:]:
+            cut = min(cut, start)
+    for opener, _ in OPENERS:
+        # The text may end with the first characters of an opener.
+        for n in range(len(opener) - 1, 0, -1):
+            if text.endswith(opener[:n]):
+                cut = min(cut, len(text) - n)
+                break
+    return cut
 
 
 def footnotes(names: Sequence[str]) -> str:

@@ -73,8 +73,8 @@ class ReplyStream:
         except SlackApiError as exc:
             log.debug("setStatus refused: %s", exc.response.get("error"))
 
-    async def append(self, text: str) -> None:
-        for piece in self._splitter.feed(text):
+    async def append(self, text: str, *, final: bool = False) -> None:
+        for piece in self._splitter.feed(text, final=final):
             if piece.new_message:
                 await self._close_message("")
             if piece.text:
@@ -82,6 +82,7 @@ class ReplyStream:
 
     async def finish(self, sources: list[str] | None = None) -> list[str]:
         """Close the answer (with numbered sources); returns the ts of every message posted."""
+        await self.append("", final=True)
         tail = footnotes(sources or [])
         if not self.started:
             await self._write(tail or "_(no answer)_")
@@ -91,6 +92,7 @@ class ReplyStream:
 
     async def fail(self, message: str) -> list[str]:
         """End the answer with a clear error line (after whatever text already arrived)."""
+        await self.append("", final=True)
         note = f"⚠️ {message}"
         if self.started:
             await self._close_message(f"\n\n{note}")
@@ -180,13 +182,18 @@ class ReplyStream:
         self._text = ""
 
     async def _post_final(self, markdown: str) -> None:
-        resp = await self._client.chat_postMessage(
-            channel=self._key.channel_id,
-            thread_ts=self._key.thread_ts,
-            text=to_mrkdwn(markdown),
-            blocks=markdown_blocks(markdown),
-        )
-        self.posted.append(str(resp["ts"]))
+        self.posted.append(await post_note(self._client, self._key, markdown))
+
+
+async def post_note(client: AsyncWebClient, key: ThreadKey, markdown: str) -> str:
+    """One finished message in the thread (notices about files, errors, confirmations)."""
+    resp = await client.chat_postMessage(
+        channel=key.channel_id,
+        thread_ts=key.thread_ts,
+        text=to_mrkdwn(markdown),
+        blocks=markdown_blocks(markdown),
+    )
+    return str(resp["ts"])
 
 
 async def discard_interrupted(client: AsyncWebClient, key: ThreadKey, ts: str) -> None:

@@ -40,6 +40,17 @@ def test_raw_assistant_markers_never_reach_slack() -> None:
     assert "【" not in to_mrkdwn("x【1:2†a.pdf】y")
 
 
+def test_markers_split_across_deltas_are_still_removed() -> None:
+    chunks = ["See 【4:", "0†hand", "book.pdf】 and [chart.png](sand", "box:/mnt/data/chart.png) done"]
+    assert _messages(MessageSplitter(), chunks) == ["See  and [chart.png] done"]
+
+
+def test_held_back_text_is_flushed_at_the_end() -> None:
+    splitter = MessageSplitter()
+    assert "".join(p.text for p in splitter.feed("odd 【 bracket")) == "odd "
+    assert "".join(p.text for p in splitter.feed("", final=True)) == "【 bracket"
+
+
 def test_footnotes_number_sources() -> None:
     assert footnotes(["handbook.pdf", "faq.md"]) == "\n\n**Sources**\n[1] handbook.pdf\n[2] faq.md"
     assert footnotes([]) == ""
