@@ -1,4 +1,4 @@
-"""CLI: `threadbridge run | worker | check`."""
+"""CLI: `threadbridge run | worker | check | assistant create`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
+
+import openai
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import logs
 from bot.app import Runtime
+from bot.assistant.assistants import create_assistant
+from bot.assistant.base import BackendError
 from bot.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("threadbridge")
@@ -49,7 +56,10 @@ async def _check(settings: Settings) -> int:
         backend_problems = await runtime.backend.check()
         problems.extend(f"{settings.backend}: {p}" for p in backend_problems)
         if not backend_problems:
-            print(f"{settings.backend}: ok (model {settings.openai_model})")
+            if settings.backend == "assistants":
+                print(f"{settings.backend}: ok (assistant {settings.assistant_id})")
+            else:
+                print(f"{settings.backend}: ok (model {settings.openai_model})")
     finally:
         await runtime.backend.aclose()
         await runtime.redis.aclose()
@@ -58,13 +68,88 @@ async def _check(settings: Settings) -> int:
     return 1 if problems else 0
 
 
+class AssistantSettings(BaseSettings):
+    """What `assistant create` reads: the same variables as Settings, but only the OpenAI ones.
+
+    A server that needs an assistant has no ASSISTANT_ID yet, and may have no Slack app
+    either, so Settings' validation would refuse to load.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    openai_model: str = Field(Settings.model_fields["openai_model"].default, alias="OPENAI_MODEL")
+    instructions: str | None = Field(None, alias="THREADBRIDGE_INSTRUCTIONS")
+    instructions_file: Path | None = Field(None, alias="THREADBRIDGE_INSTRUCTIONS_FILE")
+    code_interpreter: bool = Field(False, alias="THREADBRIDGE_CODE_INTERPRETER")
+
+    def system_instructions(self) -> str:
+        # Settings owns the precedence rule (file, then text, then the default).
+        unvalidated = Settings.model_construct(
+            instructions=self.instructions, instructions_file=self.instructions_file
+        )
+        return unvalidated.system_instructions()
+
+
+async def _create_assistant(settings: AssistantSettings) -> int:
+    try:
+        client = openai.AsyncOpenAI(
+            api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+            base_url=settings.openai_base_url,
+            max_retries=3,
+        )
+    except openai.OpenAIError:
+        print("threadbridge: configuration error: OPENAI_API_KEY is not set", file=sys.stderr)
+        return 2
+    try:
+        assistant_id = await create_assistant(
+            client,
+            model=settings.openai_model,
+            instructions=settings.system_instructions(),
+            code_interpreter=settings.code_interpreter,
+        )
+    except BackendError as exc:
+        print(f"threadbridge: could not create the assistant: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"threadbridge: cannot read the instructions file: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await client.close()
+    # Only the id on stdout, so scripts can capture it.
+    print(assistant_id)
+    print(
+        f"Set ASSISTANT_ID={assistant_id} and THREADBRIDGE_BACKEND=assistants to use it.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _assistant_command() -> int:
+    try:
+        settings = AssistantSettings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        names = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors(include_input=False))
+        print(f"threadbridge: configuration error: invalid {names}", file=sys.stderr)
+        return 2
+    return asyncio.run(_create_assistant(settings))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="threadbridge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="Slack edge (HTTP or Socket Mode) plus in-process workers")
     sub.add_parser("worker", help="workers only: run turns queued in Redis")
     sub.add_parser("check", help="check configuration, Slack, Redis and the assistant server")
+    assistant = sub.add_parser("assistant", help="manage the assistant of the `assistants` backend")
+    actions = assistant.add_subparsers(dest="action", required=True)
+    actions.add_parser(
+        "create", help="create an assistant (OPENAI_MODEL, instructions) and print its id for ASSISTANT_ID"
+    )
     args = parser.parse_args(argv)
+    if args.command == "assistant":
+        return _assistant_command()
     try:
         settings = load_settings()
     except ConfigError as exc:

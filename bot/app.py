@@ -23,6 +23,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.assistant.assistants import AssistantsBackend
 from bot.assistant.base import Backend
 from bot.assistant.responses import ResponsesBackend
 from bot.assistant.tools import default_tools
@@ -69,6 +70,15 @@ def make_backend(settings: Settings) -> Backend:
         http_client=DefaultAioHttpClient(),
         max_retries=3,
     )
+    if settings.backend == "assistants":
+        assert settings.assistant_id, "Settings requires ASSISTANT_ID for the assistants backend"
+        return AssistantsBackend(
+            client,
+            assistant_id=settings.assistant_id,
+            instructions=settings.system_instructions(),
+            code_interpreter=settings.code_interpreter,
+            stale_run_s=settings.turn_timeout_seconds,
+        )
     return ResponsesBackend(
         client,
         model=settings.openai_model,

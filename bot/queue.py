@@ -72,8 +72,10 @@ class Worker:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             try:
-                await self.ensure_group()
-                self.ready.set()
+                if not self.ready.is_set():
+                    # After an outage Redis may have restarted empty (no persistence): recreate.
+                    await self.ensure_group()
+                    self.ready.set()
                 slots = self._max_turns - len(self._tasks)
                 if slots <= 0:
                     await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)

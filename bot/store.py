@@ -46,7 +46,8 @@ return 1
 
 # Worker: put the message in its thread's inbox (once) and try to become the thread's runner.
 # A message that is already answered is only acknowledged. Returns {status, inbox, binding}:
-# 1 = lock taken (inbox and binding returned), 0 = parked for the current runner, -1 = done.
+# 1 = lock taken (inbox, binding and any reply a dead runner left half-written returned),
+# 0 = parked for the current runner, -1 = done.
 _CLAIM = """
 local done = redis.call('GET', KEYS[3]) == 'done'
 if not done and not redis.call('LPOS', KEYS[1], ARGV[1]) then
@@ -57,7 +58,8 @@ if redis.call('LLEN', KEYS[1]) == 0 then
   return {-1, {}, {}}
 end
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
-  return {1, redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[5])}
+  local reply = redis.call('GET', KEYS[6]) or ''
+  return {1, redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[5]), reply}
 end
 redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
 return {0, {}, {}}
@@ -107,6 +109,7 @@ class Claim:
     status: int  # 1 runner, 0 parked, -1 already answered
     inbox: list[Inbound]
     binding: Binding | None
+    interrupted_reply: str = ""  # ts of an answer a dead worker left half-written
 
 
 class Store:
@@ -174,11 +177,19 @@ class Store:
     async def claim(self, entry_id: str, payload: str, key: ThreadKey, token: str, lease_ms: int) -> Claim:
         inbound = Inbound.from_json(payload)
         msg = self.message_key(key.team_id, key.channel_id, inbound.ts)
-        status, inbox, raw = await self._claim(
-            keys=[self.inbox_key(key), self.lock_key(key), msg, self.stream, self.binding_key(key)],
+        status, inbox, raw, *reply = await self._claim(
+            keys=[
+                self.inbox_key(key),
+                self.lock_key(key),
+                msg,
+                self.stream,
+                self.binding_key(key),
+                self.reply_key(key),
+            ],
             args=[payload, token, lease_ms, GROUP, entry_id],
         )
-        return Claim(int(status), [Inbound.from_json(i) for i in inbox], _binding(_pairs(raw)))
+        interrupted = _text(reply[0]) if reply else ""
+        return Claim(int(status), [Inbound.from_json(i) for i in inbox], _binding(_pairs(raw)), interrupted)
 
     async def extend(self, key: ThreadKey, token: str, lease_ms: int, consumer: str, entry_id: str) -> bool:
         ok = await self._extend(
@@ -221,10 +232,6 @@ class Store:
 
     async def release(self, key: ThreadKey, token: str) -> None:
         await self._release(keys=[self.lock_key(key)], args=[token])
-
-    async def reply_in_flight(self, key: ThreadKey) -> str | None:
-        raw = await self.redis.get(self.reply_key(key))
-        return raw.decode() if isinstance(raw, bytes) else raw
 
     async def set_reply_in_flight(self, key: ThreadKey, ts: str) -> None:
         await self.redis.set(self.reply_key(key), ts, ex=MESSAGE_TTL_S)

@@ -84,9 +84,10 @@ class TurnRunner:
             return
         heartbeat = asyncio.create_task(self._beat(key, token, entry_id))
         try:
-            inbox, binding = claim.inbox, claim.binding
+            inbox, binding, interrupted = claim.inbox, claim.binding, claim.interrupted_reply
             while inbox:
-                binding = await self.turn(key, inbox, binding)
+                binding = await self.turn(key, inbox, binding, interrupted)
+                interrupted = ""
                 released, inbox = await self._store.finish(
                     key, inbox, token, entry_id, self._settings.lease_ms
                 )
@@ -115,11 +116,12 @@ class TurnRunner:
                 log.warning("lease of %s lapsed", key, extra={"thread_key": str(key)})
                 return
 
-    async def turn(self, key: ThreadKey, inbox: list[Inbound], binding: Binding | None) -> Binding | None:
+    async def turn(
+        self, key: ThreadKey, inbox: list[Inbound], binding: Binding | None, interrupted: str = ""
+    ) -> Binding | None:
         """One Turn: the pending messages of a thread → one backend run → one reply."""
         extra = {"thread_key": str(key), "event_id": ",".join(m.event_id for m in inbox if m.event_id)}
         metrics.inc("turns_started_total")
-        interrupted = await self._store.reply_in_flight(key)
         if interrupted:
             log.info("replacing an interrupted reply %s", interrupted, extra=extra)
             await discard_interrupted(self._slack, key, interrupted)

@@ -3,74 +3,20 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import openai
 import pytest
-import redis
 from redis.asyncio import Redis
 
+from bot.assistant.assistants import create_assistant
+from bot.config import DEFAULT_INSTRUCTIONS
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
-from tests.harness import BotUnderTest, bot_env, free_port, start_in_process, stop
-
-
-class RedisServer:
-    """A redis-server process owned by the tests (AOF on, so restarts keep data)."""
-
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed and REDIS_URL is not set")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)  # waiting for a process we spawned to listen, not test sync
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
+from tests.harness import ROOT, BotUnderTest, RedisServer, bot_env, free_port, start_in_process, stop
 
 
 @pytest.fixture(scope="session")
@@ -128,11 +74,35 @@ async def openai_emu() -> AsyncIterator[OpenAIEmulator]:
         await emu.stop()
 
 
+BACKENDS = ("responses", "assistants")
+# These modules count POST /v1/responses directly; once they use the harness helpers
+# (model_requests, conversation_count, …) they can run on both backends too.
+RESPONSES_ONLY = frozenset({"tests/integration/test_queue.py"})
+ASSISTANT_MODEL = "gpt-4.1-mini"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that starts the bot runs once per backend: the bot's behaviour must not depend on it."""
+    if "bot_env_vars" in metafunc.fixturenames:
+        where = metafunc.definition.path.relative_to(ROOT).as_posix()
+        backends = ("responses",) if where in RESPONSES_ONLY else BACKENDS
+        metafunc.parametrize("backend_name", backends)
+
+
 @pytest.fixture
-def bot_env_vars(
-    slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_url: str, prefix: str
+async def bot_env_vars(
+    backend_name: str, slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_url: str, prefix: str
 ) -> dict[str, str]:
-    return bot_env(slack, openai_emu, redis_url, prefix)
+    if backend_name == "responses":
+        return bot_env(slack, openai_emu, redis_url, prefix)
+    # What an operator does once per server: `threadbridge assistant create`.
+    async with openai.AsyncOpenAI(base_url=openai_emu.base_url, api_key=openai_emu.api_key) as client:
+        assistant_id = await create_assistant(
+            client, model=ASSISTANT_MODEL, instructions=DEFAULT_INSTRUCTIONS, code_interpreter=True
+        )
+    return bot_env(
+        slack, openai_emu, redis_url, prefix, THREADBRIDGE_BACKEND="assistants", ASSISTANT_ID=assistant_id
+    )
 
 
 @pytest.fixture

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import redis
 
 from bot.app import Runtime
 from bot.config import Settings
-from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.openai import OpenAIEmulator, Recorded
 from tests.emulators.slack import EventSender, SlackEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +59,66 @@ def bot_env(
 
 def settings_from(env: dict[str, str]) -> Settings:
     return Settings(_env_file=None, **env)  # type: ignore[call-arg]
+
+
+# Backend-neutral views of what the bot did on the OpenAI side. The responses backend holds
+# a conversation and starts a model turn with POST /v1/responses; the assistants backend
+# holds a thread, adds messages to it and starts a run. A test runs one backend, so the
+# other's share of each view is always empty.
+_RUN = re.compile(r"/v1/threads/(?P<thread>[^/]+)/runs")
+_MESSAGES = re.compile(r"/v1/threads/(?P<thread>[^/]+)/messages")
+
+
+def model_requests(openai_emu: OpenAIEmulator) -> list[Recorded]:
+    """Every request that asked for a model turn (tool-output follow-ups excluded), answered or not."""
+    return [
+        r
+        for r in openai_emu.requests
+        if r.method == "POST" and (r.path == "/v1/responses" or _RUN.fullmatch(r.path))
+    ]
+
+
+def model_inputs(openai_emu: OpenAIEmulator) -> list[str]:
+    """What each model turn was given, as JSON for `in` checks.
+
+    For a response, its request body; for a run, the messages added to its thread since
+    the previous run there, plus the run's own body.
+    """
+    sent: list[str] = []
+    added: dict[str, list[Any]] = {}
+    for r in openai_emu.requests:
+        if r.method != "POST":
+            continue
+        if r.path == "/v1/responses":
+            sent.append(json.dumps(r.json))
+        elif (m := _MESSAGES.fullmatch(r.path)) and r.status == 200:
+            added.setdefault(m["thread"], []).append(r.json)
+        elif m := _RUN.fullmatch(r.path):
+            sent.append(json.dumps({"messages": added.pop(m["thread"], []), "run": r.json}))
+    return sent
+
+
+def conversation_ids(openai_emu: OpenAIEmulator) -> list[str]:
+    """The conversations (responses) or threads (assistants) the bot opened and still has."""
+    return [*openai_emu.conversations, *openai_emu.threads]
+
+
+def conversation_metadata(openai_emu: OpenAIEmulator) -> list[dict[str, str]]:
+    return [c.metadata for c in openai_emu.conversations.values()] + [
+        t.metadata for t in openai_emu.threads.values()
+    ]
+
+
+def forget_conversations(openai_emu: OpenAIEmulator) -> None:
+    """The server loses every conversation and thread (as after a retention purge)."""
+    openai_emu.conversations.clear()
+    openai_emu.threads.clear()
+
+
+def fail_model_requests(openai_emu: OpenAIEmulator, *, status: int = 500, times: int = 1) -> None:
+    """Fail the next `times` requests for a model turn (`times=0` cancels what is left)."""
+    openai_emu.fail_next("POST", "/v1/responses", status=status, times=times)
+    openai_emu.fail_next("POST", "/v1/threads/*/runs", status=status, times=times)
 
 
 @dataclass
@@ -176,3 +241,56 @@ async def stop(bot: BotUnderTest) -> int | None:
             bot.process.kill()
             await asyncio.to_thread(bot.process.wait, 10)
     return bot.process.returncode if bot.process else None
+
+
+class RedisServer:
+    """A redis-server process owned by the tests (AOF on, so restarts keep data)."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed and REDIS_URL is not set")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)  # waiting for a process we spawned to listen, not test sync
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None

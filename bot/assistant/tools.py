@@ -48,6 +48,16 @@ class ToolSet:
             for t in self.functions.values()
         ]
 
+    def assistant_schemas(self) -> list[dict[str, Any]]:
+        """Function tool definitions in the nested Assistants API shape."""
+        return [
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+            }
+            for t in self.functions.values()
+        ]
+
     async def call(self, name: str, arguments: str) -> str:
         """Run one tool call; failures become text the model can read, never exceptions."""
         tool = self.functions.get(name)

@@ -10,7 +10,15 @@ import pytest
 
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
-from tests.harness import BotUnderTest, start_process, stop
+from tests.harness import (
+    BotUnderTest,
+    conversation_ids,
+    fail_model_requests,
+    model_inputs,
+    model_requests,
+    start_process,
+    stop,
+)
 
 BOT = "<@U0BOT>"
 CHANNEL = "C0E2E"
@@ -38,7 +46,7 @@ async def test_conversation_in_a_thread_end_to_end(
     await bot_proc.say(CHANNEL, "and a follow-up", user="U0BOB", thread_ts=ts)
     second = (await bot_proc.replies(CHANNEL, ts, 2))[1]
     assert "[user messages: 2]" in second["text"]
-    assert len(openai_emu.conversations) == 1
+    assert len(conversation_ids(openai_emu)) == 1
 
 
 async def test_retried_event_gives_one_reply_end_to_end(
@@ -54,7 +62,7 @@ async def test_retried_event_gives_one_reply_end_to_end(
     marker = await bot_proc.say(CHANNEL, f"{BOT} after")
     await bot_proc.replies(CHANNEL, marker, 1)
     assert len(slack.bot_messages(CHANNEL, ts)) == 1
-    assert len(openai_emu.requests_to("POST", "/v1/responses")) == 2
+    assert len(model_requests(openai_emu)) == 2
 
 
 async def test_unsigned_or_stale_requests_get_401_and_nothing_posted(
@@ -72,7 +80,7 @@ async def test_unsigned_or_stale_requests_get_401_and_nothing_posted(
 async def test_backend_500_gives_one_clear_error_end_to_end(
     bot_proc: BotUnderTest, openai_emu: OpenAIEmulator
 ) -> None:
-    openai_emu.fail_next("POST", "/v1/responses", status=500, times=20)
+    fail_model_requests(openai_emu, status=500, times=20)
     ts = await bot_proc.say(CHANNEL, f"{BOT} this will fail")
     [reply] = await bot_proc.replies(CHANNEL, ts, 1, timeout=30)
     assert reply["text"].count("⚠️") == 1 and "try again" in reply["text"]
@@ -86,6 +94,6 @@ async def test_mid_thread_mention_reaches_model_with_history_end_to_end(
     slack.add_message(CHANNEL, user="U0ALICE", text="eu-west-1 since 9am", thread_ts=root)
     await bot_proc.say(CHANNEL, f"{BOT} summarise this", thread_ts=root)
     await bot_proc.replies(CHANNEL, root, 1)
-    [request] = openai_emu.requests_to("POST", "/v1/responses")
-    assert "Alice: eu-west-1 since 9am" in str(request.json)
-    assert "Bob: which region is down?" in str(request.json)
+    [sent] = model_inputs(openai_emu)
+    assert "Alice: eu-west-1 since 9am" in sent
+    assert "Bob: which region is down?" in sent

@@ -10,10 +10,9 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import RedisServer
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
-from tests.harness import BotUnderTest, bot_env, eventually, free_port, start_in_process, stop
+from tests.harness import BotUnderTest, RedisServer, bot_env, eventually, free_port, start_in_process, stop
 
 BOT = "<@U0BOT>"
 CHANNEL = "C0QUEUE"

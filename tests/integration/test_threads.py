@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from redis.asyncio import Redis
 
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator, app_home_opened
-from tests.harness import BotUnderTest
+from tests.harness import (
+    BotUnderTest,
+    conversation_ids,
+    conversation_metadata,
+    fail_model_requests,
+    forget_conversations,
+    model_inputs,
+    model_requests,
+)
 
 BOT = "<@U0BOT>"
 CHANNEL = "C0GENERAL"
@@ -17,11 +24,6 @@ CHANNEL = "C0GENERAL"
 
 def _text(msg: dict) -> str:
     return msg.get("text") or ""
-
-
-def _inputs(openai_emu: OpenAIEmulator) -> list[str]:
-    """Every text the model was sent, across all response requests, as JSON (for `in` checks)."""
-    return [json.dumps(r.json) for r in openai_emu.requests_to("POST", "/v1/responses")]
 
 
 async def test_mention_streams_reply_into_its_thread(bot: BotUnderTest, slack: SlackEmulator) -> None:
@@ -42,7 +44,7 @@ async def test_reply_in_thread_continues_same_conversation(
     await bot.say(CHANNEL, "what was the number?", user="U0BOB", thread_ts=ts)
     replies = await bot.replies(CHANNEL, ts, 2)
     assert "echo: Bob: what was the number? [user messages: 2]" in _text(replies[1])
-    assert len(openai_emu.conversations) == 1
+    assert len(conversation_ids(openai_emu)) == 1
 
 
 async def test_different_threads_get_different_conversations(
@@ -53,8 +55,8 @@ async def test_different_threads_get_different_conversations(
     await bot.replies(CHANNEL, a, 1)
     [reply_b] = await bot.replies(CHANNEL, b, 1)
     assert "[user messages: 1]" in _text(reply_b)
-    assert len(openai_emu.conversations) == 2
-    metas = sorted(c.metadata["slack_thread_ts"] for c in openai_emu.conversations.values())
+    assert len(conversation_ids(openai_emu)) == 2
+    metas = sorted(m["slack_thread_ts"] for m in conversation_metadata(openai_emu))
     assert metas == sorted([a, b])
 
 
@@ -76,7 +78,7 @@ async def test_mid_thread_mention_seeds_earlier_messages(
     await bot.say(CHANNEL, f"{BOT} summarise this", thread_ts=root)
     [reply] = await bot.replies(CHANNEL, root, 1)
     assert "summarise this [user messages: 1]" in _text(reply)
-    sent = _inputs(openai_emu)[0]
+    sent = model_inputs(openai_emu)[0]
     assert "Bob: the deploy failed with exit 137" in sent
     assert "Alice: probably OOM again" in sent
 
@@ -93,7 +95,7 @@ async def test_dm_top_level_messages_are_separate_threads(
     other = await bot.say("D0ALICE", "new topic")
     [r3] = await bot.replies("D0ALICE", other, 1)
     assert "[user messages: 1]" in _text(r3)
-    assert len(openai_emu.conversations) == 2
+    assert len(conversation_ids(openai_emu)) == 2
 
 
 async def test_slack_retries_of_one_event_give_one_reply(
@@ -114,7 +116,7 @@ async def test_slack_retries_of_one_event_give_one_reply(
     follow = await bot.say(CHANNEL, f"{BOT} a later question")
     await bot.replies(CHANNEL, follow, 1)
     assert len(slack.bot_messages(CHANNEL, ts)) == 1
-    assert len(openai_emu.requests_to("POST", "/v1/responses")) == 2
+    assert len(model_requests(openai_emu)) == 2
 
 
 async def test_unsigned_and_stale_requests_are_rejected(bot: BotUnderTest, slack: SlackEmulator) -> None:
@@ -143,16 +145,16 @@ async def test_app_home_opened_sets_suggested_prompts(bot: BotUnderTest, slack: 
 async def test_backend_failure_posts_one_clear_message_and_keeps_the_text(
     bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator
 ) -> None:
-    openai_emu.fail_next("POST", "/v1/responses", status=500, times=20)
+    fail_model_requests(openai_emu, status=500, times=20)
     ts = await bot.say(CHANNEL, f"{BOT} the secret word is banana")
     [reply] = await bot.replies(CHANNEL, ts, 1)
     assert "⚠️" in _text(reply) and "try again" in _text(reply)
-    openai_emu.fail_next("POST", "/v1/responses", status=500, times=0)
+    fail_model_requests(openai_emu, times=0)
     await bot.say(CHANNEL, "did you keep it?", thread_ts=ts)
     later = (await bot.replies(CHANNEL, ts, 2))[1]
     assert "[user messages: 2]" in _text(later)
-    [conv] = openai_emu.conversations.values()
-    assert any("banana" in t for t in openai_emu.user_texts(conv.id))
+    [conv_id] = conversation_ids(openai_emu)
+    assert any("banana" in t for t in openai_emu.user_texts(conv_id))
 
 
 async def test_model_failure_mid_stream_is_reported_once(bot: BotUnderTest, slack: SlackEmulator) -> None:
@@ -199,7 +201,7 @@ async def test_lost_conversation_is_recreated_and_user_told(
 ) -> None:
     ts = await bot.say(CHANNEL, f"{BOT} one")
     await bot.replies(CHANNEL, ts, 1)
-    openai_emu.conversations.clear()
+    forget_conversations(openai_emu)
     await bot.say(CHANNEL, "two", thread_ts=ts)
     reply = (await bot.replies(CHANNEL, ts, 2))[1]
     assert "lost" in _text(reply) and "[user messages: 1]" in _text(reply)

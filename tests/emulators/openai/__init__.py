@@ -1,18 +1,21 @@
-"""OpenAI HTTP API emulator for integration tests (Responses, Conversations, Files, …)."""
+"""OpenAI HTTP API emulator for integration tests (Responses, Conversations, Files, Assistants, …)."""
 
 from .emulator import OpenAIEmulator
 from .responses import StoredResponse
 from .state import (
+    Assistant,
     Container,
     ContainerFile,
     Conversation,
     Recorded,
     StoredFile,
+    Thread,
     VectorStore,
     VectorStoreFileState,
 )
 
 __all__ = [
+    "Assistant",
     "Container",
     "ContainerFile",
     "Conversation",
@@ -20,6 +23,7 @@ __all__ = [
     "Recorded",
     "StoredFile",
     "StoredResponse",
+    "Thread",
     "VectorStore",
     "VectorStoreFileState",
 ]

@@ -11,24 +11,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
-from . import conversations, files, responses, script
+from . import assistants, conversations, files, responses, script
 from .errors import ApiError, api_error, error_type_for
 from .items import user_texts
 from .responses import StoredResponse
 from .state import (
     RECORDED,
     REQUEST_ID,
+    Assistant,
     Container,
     Conversation,
     Failure,
     Recorded,
     StoredFile,
+    Thread,
     VectorStore,
     new_id,
 )
@@ -59,7 +62,10 @@ class OpenAIEmulator:
       POST /v1/responses that got past auth and `fail_next`), `code_interpreter_file_ids`
       (the `container.file_ids` of each request offering code_interpreter),
       `conversations`, `files`, `vector_stores` (`.files`: file_id -> status),
-      `containers`, `stored_responses`, `stalled` (streams paused by ``#stall`` now).
+      `containers`, `stored_responses`, `stalled` (streams paused by ``#stall`` now),
+      `assistants` and `threads` (Assistants v2: `thread.messages`, `thread.runs`).
+    Path prefixes given to `fail_next` and `requests_to` may use `*` for one path
+    segment, e.g. "/v1/threads/*/runs".
     Knobs:
       `unsupported` ("truncation", "code_interpreter", "web_search", "file_search" -> 400),
       `indexing_polls` (status GETs answered "in_progress" before a vector-store file is
@@ -85,6 +91,8 @@ class OpenAIEmulator:
         self.containers: dict[str, Container] = {}
         self.stored_responses: dict[str, StoredResponse] = {}
         self.models: list[str] = list(DEFAULT_MODELS)
+        self.assistants: dict[str, Assistant] = {}
+        self.threads: dict[str, Thread] = {}
 
         # Knobs.
         self.unsupported: set[str] = set()
@@ -109,6 +117,7 @@ class OpenAIEmulator:
                 *conversations.routes(self),
                 *responses.routes(self),
                 *files.routes(self),
+                *assistants.routes(self),
             ]
         )
         # handler_cancellation: a client hanging up on a stalled stream cancels its handler,
@@ -122,6 +131,7 @@ class OpenAIEmulator:
 
     async def stop(self) -> None:
         self.release()
+        assistants.shutdown(self)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -137,10 +147,12 @@ class OpenAIEmulator:
 
     def requests_to(self, method: str, path_prefix: str) -> list[Recorded]:
         prefix = _full_path(path_prefix)
-        return [r for r in self.requests if r.method == method.upper() and r.path.startswith(prefix)]
+        return [r for r in self.requests if r.method == method.upper() and _matches(r.path, prefix)]
 
     def user_texts(self, conversation_id: str) -> list[str]:
-        """One string per user message stored in the conversation (text parts joined by " | ")."""
+        """One string per user message stored in the conversation or thread (text parts joined by " | ")."""
+        if conversation_id in self.threads:
+            return self.threads[conversation_id].user_texts()
         return user_texts(self.conversations[conversation_id].items)
 
     def fail_next(
@@ -317,7 +329,7 @@ class OpenAIEmulator:
 
     def _take_failure(self, request: web.Request) -> web.Response | None:
         for failure in self._failures:
-            if failure.method == request.method and request.path.startswith(failure.path_prefix):
+            if failure.method == request.method and _matches(request.path, failure.path_prefix):
                 failure.times -= 1
                 if failure.times <= 0:
                     self._failures.remove(failure)
@@ -349,6 +361,14 @@ class OpenAIEmulator:
 
 def _model(model: str) -> dict[str, Any]:
     return {"id": model, "object": "model", "created": 1700000000, "owned_by": "system"}
+
+
+def _matches(path: str, prefix: str) -> bool:
+    """`path` starts with `prefix`, where a `*` in the prefix stands for one path segment."""
+    if "*" not in prefix:
+        return path.startswith(prefix)
+    pattern = "[^/]+".join(re.escape(part) for part in prefix.split("*"))
+    return re.match(pattern, path) is not None
 
 
 def _full_path(prefix: str) -> str:

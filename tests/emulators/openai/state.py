@@ -5,9 +5,12 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from .assistants import Run
 
 
 def new_id(prefix: str, sep: str = "_") -> str:
@@ -187,6 +190,82 @@ class Container:
             "status": "running",
             "expires_after": {"anchor": "last_active_at", "minutes": 20},
             "last_active_at": self.created_at,
+        }
+
+
+@dataclass
+class Assistant:
+    """An Assistants v2 assistant: the defaults (model, instructions, tools) a run starts from."""
+
+    id: str
+    model: str
+    name: str | None = None
+    description: str | None = None
+    instructions: str | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_resources: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    created_at: int = field(default_factory=now)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "assistant",
+            "created_at": self.created_at,
+            "name": self.name,
+            "description": self.description,
+            "model": self.model,
+            "instructions": self.instructions,
+            "tools": self.tools,
+            "tool_resources": self.tool_resources,
+            "metadata": self.metadata,
+            "top_p": 1.0,
+            "temperature": 1.0,
+            "response_format": "auto",
+        }
+
+
+@dataclass
+class Thread:
+    """An Assistants v2 thread: its messages (oldest first), runs and tool resources."""
+
+    id: str
+    metadata: dict[str, str]
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    runs: dict[str, Run] = field(default_factory=dict)  # oldest first
+    # The vector store that file_search attachments land in (created on first use).
+    vector_store_ids: list[str] = field(default_factory=list)
+    code_interpreter_file_ids: list[str] = field(default_factory=list)
+    # Messages before this index were already in the context of an earlier run.
+    cursor: int = 0
+    created_at: int = field(default_factory=now)
+
+    def active_run(self) -> Run | None:
+        for run in self.runs.values():
+            if run.active:
+                return run
+        return None
+
+    def user_texts(self) -> list[str]:
+        """One string per user message: its text parts joined with " | "."""
+        return [
+            " | ".join(part["text"]["value"] for part in message["content"] if part.get("type") == "text")
+            for message in self.messages
+            if message["role"] == "user"
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        resources: dict[str, Any] = {}
+        if self.code_interpreter_file_ids:
+            resources["code_interpreter"] = {"file_ids": list(self.code_interpreter_file_ids)}
+        if self.vector_store_ids:
+            resources["file_search"] = {"vector_store_ids": list(self.vector_store_ids)}
+        return {
+            "id": self.id,
+            "object": "thread",
+            "created_at": self.created_at,
+            "metadata": self.metadata,
+            "tool_resources": resources,
         }
 
 
