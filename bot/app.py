@@ -27,6 +27,7 @@ from bot.assistant.assistants import AssistantsBackend
 from bot.assistant.base import Backend
 from bot.assistant.responses import ResponsesBackend
 from bot.assistant.tools import default_tools
+from bot.attachments import parse_kinds
 from bot.config import Settings
 from bot.queue import TurnQueue, Worker
 from bot.slack.files import SlackFiles
@@ -112,7 +113,12 @@ class Runtime:
         self.store = Store(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.slack = make_slack_client(s)
         self.backend = make_backend(s)
-        self.files = SlackFiles(self.slack, max_bytes=s.max_file_mb * 1024 * 1024, api_url=s.slack_api_url)
+        self.files = SlackFiles(
+            self.slack,
+            max_bytes=s.max_file_mb * 1024 * 1024,
+            api_url=s.slack_api_url,
+            kinds=parse_kinds(s.file_kinds),
+        )
 
     async def start(self) -> None:
         s = self.settings

@@ -57,6 +57,16 @@ def classify(name: str, mimetype: str = "") -> FileKind:
     return FileKind.UNSUPPORTED
 
 
+def parse_kinds(text: str) -> frozenset[FileKind]:
+    """`document,image,data` → the kinds; an unknown name is a configuration error."""
+    names = {part.strip().lower() for part in text.split(",") if part.strip()}
+    allowed = {k.value for k in FileKind} - {FileKind.UNSUPPORTED.value}
+    unknown = names - allowed
+    if unknown:
+        raise ValueError(f"unknown file kind(s) {sorted(unknown)}; use any of {sorted(allowed)}")
+    return frozenset(FileKind(n) for n in names)
+
+
 def supported_list() -> str:
     """For user-facing messages: the extensions the bot accepts."""
     exts = sorted(DOCUMENT_EXTENSIONS | IMAGE_EXTENSIONS | DATA_EXTENSIONS)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.attachments import parse_kinds
 
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful assistant inside a Slack thread. Several people may take part; each "
@@ -81,6 +83,11 @@ class Settings(BaseSettings):
     code_interpreter: bool = Field(
         False, alias="THREADBRIDGE_CODE_INTERPRETER", description="Offer the code interpreter tool."
     )
+    file_kinds: str = Field(
+        "document,image,data",
+        alias="THREADBRIDGE_FILE_KINDS",
+        description="Kinds of shared files the bot takes: document (file search), image (vision), data.",
+    )
     max_file_mb: int = Field(
         25,
         alias="THREADBRIDGE_MAX_FILE_MB",
@@ -130,6 +137,12 @@ class Settings(BaseSettings):
         alias="THREADBRIDGE_SLACK_STREAMING",
         description="Use Slack's native chat streaming; false → placeholder message updated ~1/s.",
     )
+
+    @field_validator("file_kinds")
+    @classmethod
+    def _check_kinds(cls, value: str) -> str:
+        parse_kinds(value)
+        return value
 
     @model_validator(mode="after")
     def _check_mode(self) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -36,6 +37,19 @@ HTML_EXTENSIONS = (".html", ".htm")
 AUTH_REASON = "Slack didn't let me download it; ask an admin to check the app's files:read scope."
 NOT_SLACK_REASON = "its link doesn't point to a Slack file host, so I didn't download it."
 REDIRECT_AWAY_REASON = "Slack sent the download somewhere other than Slack, so I stopped."
+
+
+def file_ref(raw: dict[str, Any]) -> FileRef:
+    """The FileRef of a Slack file object (an event's files[] entry or files.info's file)."""
+    return FileRef(
+        id=str(raw.get("id") or ""),
+        name=str(raw.get("name") or raw.get("title") or ""),
+        mimetype=str(raw.get("mimetype") or ""),
+        filetype=str(raw.get("filetype") or ""),
+        size=int(raw.get("size") or 0),
+        url=str(raw.get("url_private_download") or raw.get("url_private") or ""),
+        needs_info=raw.get("file_access") == "check_file_info",
+    )
 
 
 class FileRefused(Exception):
@@ -66,8 +80,16 @@ def _is_html(name: str, mimetype: str) -> bool:
 class SlackFiles:
     """Downloads files shared in Slack (safely) and uploads generated files back to a thread."""
 
-    def __init__(self, client: AsyncWebClient, *, max_bytes: int, api_url: str) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        max_bytes: int,
+        api_url: str,
+        kinds: frozenset[FileKind] = frozenset({FileKind.DOCUMENT, FileKind.IMAGE, FileKind.DATA}),
+    ) -> None:
         self._client = client
+        self._kinds = kinds
         self._token = client.token or ""
         self._max_bytes = max_bytes
         self._operator_origin = self._origin(api_url)
@@ -107,8 +129,11 @@ class SlackFiles:
         if ref.needs_info:
             ref = await self._resolve(ref)
         name = _display_name(ref)
-        if classify(name, ref.mimetype) is FileKind.UNSUPPORTED:
+        kind = classify(name, ref.mimetype)
+        if kind is FileKind.UNSUPPORTED:
             raise self._refuse(name, f"I can't read this type of file. I can read: {supported_list()}.")
+        if kind not in self._kinds:
+            raise self._refuse(name, f"this bot is set up not to take {kind.value} files.")
         if ref.size > self._max_bytes:
             raise self._refuse(name, f"it is {ref.size / MB:.1f} MB; the limit is {_mb(self._max_bytes)} MB.")
         if not ref.url:
@@ -131,15 +156,8 @@ class SlackFiles:
             raise self._refuse(
                 name, f"Slack wouldn't tell me about it ({error or 'unknown error'})."
             ) from None
-        info: dict[str, Any] = response.get("file") or {}
-        return FileRef(
-            id=str(info.get("id") or ref.id),
-            name=str(info.get("name") or info.get("title") or ref.name),
-            mimetype=str(info.get("mimetype") or ""),
-            filetype=str(info.get("filetype") or ""),
-            size=int(info.get("size") or 0),
-            url=str(info.get("url_private_download") or info.get("url_private") or ""),
-        )
+        info: dict[str, Any] = {"id": ref.id, "name": ref.name, **(response.get("file") or {})}
+        return replace(file_ref(info), needs_info=False)
 
     async def _download(self, url: URL, name: str, mimetype: str) -> tuple[bytes, str]:
         session = self._http()

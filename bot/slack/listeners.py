@@ -12,7 +12,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.inbound import FileRef, Inbound, InboundKind, ThreadKey
+from bot.inbound import Inbound, InboundKind, ThreadKey
+from bot.slack.files import file_ref
 from bot.store import Enqueued
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class Listeners:
             text=_strip_mention(event.get("text") or "", context.get("bot_user_id") or ""),
             kind=kind,
             event_id=str(body.get("event_id") or ""),
-            files=tuple(_file_ref(f) for f in event.get("files") or ()),
+            files=tuple(file_ref(f) for f in event.get("files") or ()),
         )
         result = await self._intake.accept(inbound)
         if result is Enqueued.FLOODED:
@@ -169,18 +170,6 @@ def _strip_mention(text: str, bot_user_id: str) -> str:
     if bot_user_id:
         text = text.replace(f"<@{bot_user_id}>", "")
     return re.sub(r"[ \t]{2,}", " ", text).strip()
-
-
-def _file_ref(raw: dict[str, Any]) -> FileRef:
-    return FileRef(
-        id=raw.get("id", ""),
-        name=raw.get("name") or raw.get("title") or "",
-        mimetype=raw.get("mimetype", ""),
-        filetype=raw.get("filetype", ""),
-        size=int(raw.get("size") or 0),
-        url=raw.get("url_private_download") or raw.get("url_private") or "",
-        needs_info=raw.get("file_access") == "check_file_info",
-    )
 
 
 async def _suggest_prompts(client: AsyncWebClient, channel: str) -> None:

@@ -115,3 +115,17 @@ async def test_deleting_a_file_in_slack_removes_it_from_the_thread_knowledge(
     status, _ = await bot.events.send({"type": "file_deleted", "file_id": doc["id"], "event_ts": "1.0"})
     assert status == 200
     await openai_emu.wait_for(lambda: uploaded[0].id not in openai_emu.files, what="the file to be deleted")
+
+
+async def test_failed_indexing_is_reported_by_file_name(
+    bot: BotUnderTest, slack: SlackEmulator, backend_name: str
+) -> None:
+    if backend_name != "responses":
+        pytest.skip(
+            "the assistants API indexes attachments inside the run; there is no indexing step to fail"
+        )
+    empty = slack.host_file("empty.md", b"", mimetype="text/markdown", filetype="markdown")
+    ts = await bot.say(CHANNEL, f"{BOT} read this", files=[empty])
+    texts = [r["text"] for r in await bot.replies(CHANNEL, ts, 2)]
+    notice = next(t for t in texts if "couldn't use" in t)
+    assert "empty.md" in notice and "indexing failed" in notice

@@ -27,6 +27,7 @@ from bot.slack.files import (
     REDIRECT_AWAY_REASON,
     FileRefused,
     SlackFiles,
+    file_ref,
 )
 from tests.emulators.slack import SlackEmulator
 
@@ -104,15 +105,7 @@ def files(make_files: Callable[..., SlackFiles]) -> SlackFiles:
 
 def ref_of(event_file: dict[str, Any]) -> FileRef:
     """A FileRef as the listeners build it from an event's files[] entry."""
-    return FileRef(
-        id=event_file.get("id", ""),
-        name=event_file.get("name") or event_file.get("title") or "",
-        mimetype=event_file.get("mimetype", ""),
-        filetype=event_file.get("filetype", ""),
-        size=int(event_file.get("size") or 0),
-        url=event_file.get("url_private_download") or event_file.get("url_private") or "",
-        needs_info=event_file.get("file_access") == "check_file_info",
-    )
+    return file_ref(event_file)
 
 
 def host_pdf(slack: SlackEmulator, name: str = "report.pdf", **kw: Any) -> FileRef:
@@ -494,3 +487,16 @@ async def test_aclose_is_safe_before_use_and_twice(make_files: Callable[..., Sla
     files = make_files()
     await files.aclose()
     await files.aclose()
+
+
+async def test_kinds_turned_off_in_configuration_are_refused_before_download(slack: SlackEmulator) -> None:
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    files = SlackFiles(client, max_bytes=10 * MB, api_url=slack.api_url, kinds=frozenset({FileKind.DOCUMENT}))
+    try:
+        image = slack.host_file("cat.png", b"\x89PNG", mimetype="image/png", filetype="png")
+        with pytest.raises(FileRefused) as err:
+            await files.fetch(ref_of(image))
+        assert "not to take image files" in err.value.rejected.reason
+        assert slack.downloads == []
+    finally:
+        await files.aclose()

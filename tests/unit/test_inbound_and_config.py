@@ -77,3 +77,11 @@ def test_assistants_backend_requires_assistant_id(clean_env: pytest.MonkeyPatch)
     clean_env.setenv("THREADBRIDGE_BACKEND", "assistants")
     with pytest.raises(ConfigError, match="ASSISTANT_ID"):
         load_settings()
+
+
+def test_unknown_file_kind_is_a_clear_configuration_error(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    clean_env.setenv("SLACK_SIGNING_SECRET", "s")
+    clean_env.setenv("THREADBRIDGE_FILE_KINDS", "document,video")
+    with pytest.raises(ConfigError, match=r"THREADBRIDGE_FILE_KINDS.*video"):
+        load_settings()
