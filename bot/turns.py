@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 FILE_REACTION = "white_check_mark"
 
 KEPT = "Your message is saved in this thread's conversation; reply here to try again."
+NOT_KEPT = "I could not save your message, so please send it again in a minute."
 LOCKED_RETRIES = 3
 
 
@@ -153,7 +154,7 @@ class TurnRunner:
         except BackendError as exc:
             metrics.inc("turns_failed_total")
             log.warning("turn failed: %s", exc, extra=extra)
-            await reply.fail(f"{exc.user_message} {KEPT}")
+            await reply.fail(f"{exc.user_message} {KEPT if exc.kept else NOT_KEPT}")
         except Exception:
             # Not retried: a message that breaks the bot must not loop through the queue forever.
             metrics.inc("turns_failed_total")

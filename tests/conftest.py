@@ -75,9 +75,8 @@ async def openai_emu() -> AsyncIterator[OpenAIEmulator]:
 
 
 BACKENDS = ("responses", "assistants")
-# These modules count POST /v1/responses directly; once they use the harness helpers
-# (model_requests, conversation_count, …) they can run on both backends too.
-RESPONSES_ONLY = frozenset({"tests/integration/test_queue.py"})
+# Modules that inspect one backend's wire details directly (none at present).
+RESPONSES_ONLY: frozenset[str] = frozenset()
 ASSISTANT_MODEL = "gpt-4.1-mini"
 
 

@@ -218,6 +218,15 @@ class AssistantsBackend:
         thread_id = binding.conversation_id
         for key, params in _messages(request):
             await self._add_message(thread_id, key, params)
+        try:
+            async for event in self._run_added(thread_id, request):
+                yield event
+        except BackendError as exc:
+            exc.kept = True  # the messages are in the thread already
+            raise
+
+    async def _run_added(self, thread_id: str, request: RunRequest) -> AsyncIterator[RunEvent]:
+        """The run, once this turn's messages are in the thread."""
         extra = await self._additional_instructions()
         run_id = ""
         ended = False  # the run reached a terminal state: nothing left to cancel

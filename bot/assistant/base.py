@@ -113,6 +113,8 @@ class BackendError(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.user_message = user_message or "The assistant service is unavailable right now."
+        # Whether this turn's user messages made it into the server-side conversation anyway.
+        self.kept = False
 
 
 class ConversationGone(BackendError):

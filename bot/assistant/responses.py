@@ -196,6 +196,14 @@ class ResponsesBackend:
                         }
                     )
             yield Failed("The assistant kept calling tools without answering.", retryable=False)
+        except ConversationGone:
+            delivered = True  # nowhere to keep them: the caller re-opens and sends them again
+            raise
+        except BackendError as exc:
+            if not delivered and user_items:
+                exc.kept = await self._keep(binding, user_items)
+                delivered = True
+            raise
         finally:
             if not delivered and user_items:
                 await self._keep(binding, user_items)
@@ -213,12 +221,14 @@ class ResponsesBackend:
             mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
             yield OutputFile(filename, content.content, mimetype)
 
-    async def _keep(self, binding: Binding, items: list[dict[str, Any]]) -> None:
+    async def _keep(self, binding: Binding, items: list[dict[str, Any]]) -> bool:
         """A failed response adds nothing to the conversation; store what the users said."""
         try:
             await self._client.conversations.items.create(binding.conversation_id, items=items)  # type: ignore[arg-type]
+            return True
         except openai.OpenAIError as exc:
             log.warning("could not keep user items in %s: %s", binding.conversation_id, translate(exc))
+            return False
 
     async def _respond(
         self,

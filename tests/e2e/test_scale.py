@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
-from tests.harness import bot_env, start_process, stop
+from tests.harness import bot_env, eventually, start_process, stop
 
 BOT = "<@U0BOT>"
 CHANNEL = "C0SCALE"
@@ -48,6 +48,10 @@ async def test_killed_worker_turn_is_finished_by_another_with_one_answer(
     try:
         ts = await edge.say(CHANNEL, f"{BOT} #slow #long:2500")
         await slack.wait_for(lambda: slack.calls_to("chat.startStream"), what="the answer to start streaming")
+        # The runner records the streaming message's ts right after Slack returns it; a kill
+        # before that instant leaves a message nobody knows about (see the README's notes).
+        reply_key = f"{prefix}reply:T0TEAM:{CHANNEL}:{ts}"
+        await eventually(lambda: redis_client.exists(reply_key), "the reply in flight to be recorded")
         victim_pid = await asyncio.wait_for(_runner_pid(redis_client, prefix), 10)
         victim = next(w for w in workers if w.process and w.process.pid == victim_pid)
         os.kill(victim_pid, signal.SIGKILL)

@@ -12,7 +12,16 @@ from redis.asyncio import Redis
 
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
-from tests.harness import BotUnderTest, RedisServer, bot_env, eventually, free_port, start_in_process, stop
+from tests.harness import (
+    BotUnderTest,
+    RedisServer,
+    conversation_ids,
+    eventually,
+    free_port,
+    model_requests,
+    start_in_process,
+    stop,
+)
 
 BOT = "<@U0BOT>"
 CHANNEL = "C0QUEUE"
@@ -37,7 +46,7 @@ async def test_burst_in_one_thread_reaches_the_model_in_order(
     await eventually(lambda: _has(redis_client.llen(inbox), 3), "both replies to be parked in the inbox")
     openai_emu.release()
     replies = await bot.replies(CHANNEL, root, 2)
-    assert len(openai_emu.requests_to("POST", "/v1/responses")) == 2
+    assert len(model_requests(openai_emu)) == 2
     assert "echo: Bob: second | Alice: third [user messages: 3]" in replies[1]["text"]
     assert not any("⚠️" in t for t in _texts(replies))
 
@@ -58,13 +67,17 @@ async def test_retry_storm_gives_exactly_one_reply_per_message(
     marker = await bot.say(CHANNEL, f"{BOT} marker")
     await bot.replies(CHANNEL, marker, 1)
     assert [len(slack.bot_messages(CHANNEL, ts)) for ts in roots] == [1, 1, 1]
-    assert len(openai_emu.requests_to("POST", "/v1/responses")) == 4
+    assert len(model_requests(openai_emu)) == 4
 
 
 async def test_flood_limit_answers_politely_instead_of_queueing(
-    slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_url: str, prefix: str, redis_client: Redis
+    slack: SlackEmulator,
+    openai_emu: OpenAIEmulator,
+    bot_env_vars: dict[str, str],
+    prefix: str,
+    redis_client: Redis,
 ) -> None:
-    env = bot_env(slack, openai_emu, redis_url, prefix, THREADBRIDGE_FLOOD_LIMIT="2")
+    env = {**bot_env_vars, "THREADBRIDGE_FLOOD_LIMIT": "2"}
     bot = await start_in_process(slack, env)
     try:
         for i in range(3):
@@ -77,9 +90,13 @@ async def test_flood_limit_answers_politely_instead_of_queueing(
 
 
 async def test_concurrency_cap_keeps_extra_work_in_the_stream(
-    slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_url: str, prefix: str, redis_client: Redis
+    slack: SlackEmulator,
+    openai_emu: OpenAIEmulator,
+    bot_env_vars: dict[str, str],
+    prefix: str,
+    redis_client: Redis,
 ) -> None:
-    env = bot_env(slack, openai_emu, redis_url, prefix, THREADBRIDGE_MAX_TURNS="1")
+    env = {**bot_env_vars, "THREADBRIDGE_MAX_TURNS": "1"}
     bot = await start_in_process(slack, env)
     try:
         a = await bot.say(CHANNEL, f"{BOT} #stall")
@@ -87,7 +104,7 @@ async def test_concurrency_cap_keeps_extra_work_in_the_stream(
         b = await bot.say(CHANNEL, f"{BOT} thread b")
         groups = await redis_client.xinfo_groups(f"{prefix}turns")
         assert groups[0]["pending"] == 1  # only A was read; B waits in Redis, not in memory
-        assert len(openai_emu.requests_to("POST", "/v1/responses")) == 1
+        assert len(model_requests(openai_emu)) == 1
         openai_emu.release()
         await bot.replies(CHANNEL, a, 1)
         [reply_b] = await bot.replies(CHANNEL, b, 1)
@@ -114,9 +131,13 @@ def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 async def test_bindings_survive_a_redis_restart_and_the_bot_recovers(
-    slack: SlackEmulator, openai_emu: OpenAIEmulator, own_redis: RedisServer, prefix: str
+    slack: SlackEmulator,
+    openai_emu: OpenAIEmulator,
+    own_redis: RedisServer,
+    bot_env_vars: dict[str, str],
+    prefix: str,
 ) -> None:
-    bot = await start_in_process(slack, bot_env(slack, openai_emu, own_redis.url, prefix))
+    bot = await start_in_process(slack, {**bot_env_vars, "REDIS_URL": own_redis.url})
     try:
         ts = await bot.say(CHANNEL, f"{BOT} before the restart")
         await bot.replies(CHANNEL, ts, 1)
@@ -135,7 +156,7 @@ async def test_bindings_survive_a_redis_restart_and_the_bot_recovers(
         assert status == 200
         reply = (await bot.replies(CHANNEL, ts, 2, timeout=30))[1]
         assert "during the outage [user messages: 2]" in reply["text"]
-        assert len(openai_emu.conversations) == 1
+        assert len(conversation_ids(openai_emu)) == 1
     finally:
         await stop(bot)
 

@@ -205,3 +205,16 @@ async def test_lost_conversation_is_recreated_and_user_told(
     await bot.say(CHANNEL, "two", thread_ts=ts)
     reply = (await bot.replies(CHANNEL, ts, 2))[1]
     assert "lost" in _text(reply) and "[user messages: 1]" in _text(reply)
+
+
+async def test_a_message_the_server_could_not_store_is_not_claimed_saved(
+    bot: BotUnderTest, openai_emu: OpenAIEmulator
+) -> None:
+    # Everything that could store the message fails: the user must be told to send it again.
+    fail_model_requests(openai_emu, status=500, times=20)
+    openai_emu.fail_next("POST", "/v1/conversations/*/items", status=500, times=20)
+    openai_emu.fail_next("POST", "/v1/threads/*/messages", status=500, times=20)
+    ts = await bot.say(CHANNEL, f"{BOT} remember pineapple")
+    [reply] = await bot.replies(CHANNEL, ts, 1, timeout=60)
+    assert "send it again" in _text(reply)
+    assert "is saved" not in _text(reply)
