@@ -34,7 +34,7 @@ from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
 from bot.store import Store
-from bot.turns import TurnRunner, TurnSettings, forget_file
+from bot.turns import TurnRunner, TurnSettings, close_thread, forget_file, record_feedback
 from bot.web import build_web_app
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,10 @@ class Runtime:
         Listeners(
             TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit),
             on_file_deleted=lambda team, file_id: forget_file(self.store, self.backend, team, file_id),
+            on_feedback=lambda key, user, value: record_feedback(
+                self.store, self.backend, self.slack, key, user, value
+            ),
+            on_thread_deleted=lambda key: close_thread(self.store, self.backend, key),
         ).register(app)
         return app
 

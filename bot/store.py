@@ -170,6 +170,14 @@ class Store:
             pipe.expire(name, self.thread_ttl_s)
             await pipe.execute()
 
+    async def unbind(self, key: ThreadKey) -> Binding | None:
+        """Forget a thread's binding; returns what it was."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.binding_key(key))
+            pipe.delete(self.binding_key(key))
+            raw, _ = await pipe.execute()
+        return _binding(raw)
+
     async def is_bound(self, key: ThreadKey) -> bool:
         return bool(await self.redis.exists(self.binding_key(key)))
 

@@ -305,3 +305,37 @@ async def forget_file(store: Store, backend: Backend, team: str, slack_file_id: 
         log.warning(
             "could not remove deleted file %s: %s", slack_file_id, exc, extra={"thread_key": str(key)}
         )
+
+
+async def record_feedback(
+    store: Store, backend: Backend, slack: AsyncWebClient, key: ThreadKey, user: str, value: str
+) -> None:
+    """👍/👎 on an answer: kept on the server-side conversation's metadata, counted, thanked."""
+    metrics.inc(f"feedback_{value}_total")
+    binding = await store.binding(key)
+    if binding is not None and binding.backend == backend.name:
+        try:
+            await backend.annotate(binding, {"feedback": value, "feedback_user": user})
+        except BackendError as exc:
+            log.warning("could not record feedback: %s", exc, extra={"thread_key": str(key)})
+    log.info("feedback %s from %s", value, user, extra={"thread_key": str(key)})
+    with contextlib.suppress(SlackApiError):
+        await slack.chat_postEphemeral(
+            channel=key.channel_id, user=user, thread_ts=key.thread_ts, text="Thanks for the feedback!"
+        )
+
+
+async def close_thread(store: Store, backend: Backend, key: ThreadKey) -> None:
+    """The thread's root was deleted in Slack: delete its conversation (and files) too."""
+    binding = await store.unbind(key)
+    if binding is None or binding.backend != backend.name:
+        return
+    try:
+        await backend.close(binding)
+        log.info(
+            "thread deleted in Slack; closed %s", binding.conversation_id, extra={"thread_key": str(key)}
+        )
+    except BackendError as exc:
+        log.warning(
+            "could not close the deleted thread's conversation: %s", exc, extra={"thread_key": str(key)}
+        )

@@ -141,10 +141,13 @@ class ResponsesBackend:
             raise translate(exc) from None
 
     async def close(self, binding: Binding) -> None:
+        """Delete the conversation and the thread's vector store (gone already is fine)."""
         try:
-            await self._client.conversations.delete(binding.conversation_id)
-        except openai.NotFoundError:
-            return
+            with contextlib.suppress(openai.NotFoundError):
+                await self._client.conversations.delete(binding.conversation_id)
+            if binding.vector_store_id:
+                with contextlib.suppress(openai.NotFoundError):
+                    await self._client.vector_stores.delete(binding.vector_store_id)
         except openai.OpenAIError as exc:
             raise translate(exc) from None
 

@@ -8,12 +8,13 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import Inbound, InboundKind, ThreadKey
 from bot.slack.files import file_ref
+from bot.slack.render import FEEDBACK_ACTION
 from bot.store import Enqueued
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,25 @@ class Intake(Protocol):
 
 
 FileDeleted = Callable[[str, str], Awaitable[None]]
+Feedback = Callable[[ThreadKey, str, str], Awaitable[None]]
+ThreadDeleted = Callable[[ThreadKey], Awaitable[None]]
 
 
 class Listeners:
     """Turns Slack events into Inbounds for the queue."""
 
-    def __init__(self, intake: Intake, *, on_file_deleted: FileDeleted) -> None:
+    def __init__(
+        self,
+        intake: Intake,
+        *,
+        on_file_deleted: FileDeleted,
+        on_feedback: Feedback,
+        on_thread_deleted: ThreadDeleted,
+    ) -> None:
         self._intake = intake
+        self._on_thread_deleted = on_thread_deleted
         self._on_file_deleted = on_file_deleted
+        self._on_feedback = on_feedback
         self._background: set[asyncio.Task[Any]] = set()
 
     def register(self, app: AsyncApp) -> None:
@@ -77,6 +89,7 @@ class Listeners:
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home_opened)
         app.event("file_deleted")(self.on_file_deleted)
+        app.action(FEEDBACK_ACTION)(self.on_feedback)
         # Bolt answers unmatched events with 404 and Slack redelivers them: ack all we get.
         app.event(re.compile(".*"))(self.on_other)
 
@@ -87,8 +100,7 @@ class Listeners:
 
     async def on_message(self, event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
         if event.get("subtype") == "message_deleted":
-            for f in (event.get("previous_message") or {}).get("files") or ():
-                self._forget(_team(event, context), f.get("id", ""))
+            await self._deleted(event, context)
             return
         if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id") or not event.get("user"):
             return
@@ -116,6 +128,30 @@ class Listeners:
         if event.get("tab") != "messages" or not event.get("channel"):
             return
         self._spawn(_suggest_prompts(client, event["channel"]))
+
+    async def on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        message = body.get("message") or {}
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
+        value = next((a.get("value") for a in body.get("actions") or () if a.get("value")), "")
+        thread_ts = message.get("thread_ts") or message.get("ts")
+        if channel and thread_ts and value in ("good", "bad"):
+            key = ThreadKey(team, channel, thread_ts)
+            self._spawn(self._on_feedback(key, (body.get("user") or {}).get("id", ""), value))
+
+    async def _deleted(self, event: dict[str, Any], context: dict[str, Any]) -> None:
+        """A deleted message's files leave the thread's knowledge; a deleted thread root ends
+        the thread's conversation on the server too."""
+        team = _team(event, context)
+        previous = event.get("previous_message") or {}
+        for f in previous.get("files") or ():
+            self._forget(team, f.get("id", ""))
+        deleted_ts = event.get("deleted_ts") or previous.get("ts")
+        if deleted_ts and previous.get("thread_ts", deleted_ts) == deleted_ts:
+            key = ThreadKey(team, event["channel"], deleted_ts)
+            if await self._intake.is_active(key):
+                self._spawn(self._on_thread_deleted(key))
 
     async def on_file_deleted(self, event: dict[str, Any], context: dict[str, Any]) -> None:
         self._forget(_team(event, context), event.get("file_id", ""))

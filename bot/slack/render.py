@@ -131,3 +131,21 @@ def markdown_blocks(markdown: str) -> list[dict[str, str]]:
     """A message body as one Slack `markdown` block (Slack allows 12,000 chars across them)."""
     body = RAW_MARKER.sub("", markdown) or " "
     return [{"type": "markdown", "text": body[:MARKDOWN_LIMIT]}]
+
+
+FEEDBACK_ACTION = "threadbridge_feedback"
+
+
+def feedback_block() -> dict[str, object]:
+    """👍/👎 under a finished answer (Block Kit context_actions + feedback_buttons)."""
+    return {
+        "type": "context_actions",
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": FEEDBACK_ACTION,
+                "positive_button": {"text": {"type": "plain_text", "text": "Good answer"}, "value": "good"},
+                "negative_button": {"text": {"type": "plain_text", "text": "Bad answer"}, "value": "bad"},
+            }
+        ],
+    }

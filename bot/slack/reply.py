@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import ThreadKey
-from bot.slack.render import MessageSplitter, footnotes, markdown_blocks, to_mrkdwn
+from bot.slack.render import MessageSplitter, feedback_block, footnotes, markdown_blocks, to_mrkdwn
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ STREAM_CHUNK = 4_000
 STREAM_BUFFER = 200
 
 OnStarted = Callable[[str], Awaitable[None]]
+Blocks = Sequence[dict[str, object]]
 
 
 async def _noop(ts: str) -> None:
@@ -81,13 +82,13 @@ class ReplyStream:
                 await self._write(piece.text)
 
     async def finish(self, sources: list[str] | None = None) -> list[str]:
-        """Close the answer (with numbered sources); returns the ts of every message posted."""
+        """Close the answer (with numbered sources and feedback buttons); returns every ts posted."""
         await self.append("", final=True)
         tail = footnotes(sources or [])
         if not self.started:
             await self._write(tail or "_(no answer)_")
             tail = ""
-        await self._close_message(tail)
+        await self._close_message(tail, extra_blocks=[feedback_block()])
         return self.posted
 
     async def fail(self, message: str) -> list[str]:
@@ -135,7 +136,7 @@ class ReplyStream:
             self.posted.append(self._ts)
             await self._on_started(self._ts)
 
-    async def _placeholder_update(self, *, force: bool = False) -> None:
+    async def _placeholder_update(self, *, force: bool = False, extra_blocks: Blocks = ()) -> None:
         if self._ts is None:
             resp = await self._client.chat_postMessage(
                 channel=self._key.channel_id,
@@ -155,43 +156,43 @@ class ReplyStream:
                 channel=self._key.channel_id,
                 ts=self._ts,
                 text=to_mrkdwn(self._text),
-                blocks=markdown_blocks(self._text),
+                blocks=[*markdown_blocks(self._text), *extra_blocks],
             )
             self._last_update = time.monotonic()
             self._dirty = False
 
-    async def _close_message(self, tail: str) -> None:
+    async def _close_message(self, tail: str, *, extra_blocks: Blocks = ()) -> None:
         """Finish the message being written (adding `tail`); the next write starts a new one."""
         if self._stream is not None:
             try:
-                await self._stream.stop(markdown_text=tail or None)
+                await self._stream.stop(markdown_text=tail or None, blocks=list(extra_blocks) or None)
                 await self._note_stream_ts()
             except SlackApiError as exc:
                 if self._stream.ts is not None:
                     raise
                 log.info("native streaming refused (%s); posting instead", exc.response.get("error"))
                 self._native = False
-                await self._post_final(self._text + tail)
+                await self._post_final(self._text + tail, extra_blocks)
         elif self._ts is not None:
             self._text += tail
-            await self._placeholder_update(force=True)
+            await self._placeholder_update(force=True, extra_blocks=extra_blocks)
         elif tail:
-            await self._post_final(tail)
+            await self._post_final(tail, extra_blocks)
         self._stream = None
         self._ts = None
         self._text = ""
 
-    async def _post_final(self, markdown: str) -> None:
-        self.posted.append(await post_note(self._client, self._key, markdown))
+    async def _post_final(self, markdown: str, extra_blocks: Blocks = ()) -> None:
+        self.posted.append(await post_note(self._client, self._key, markdown, extra_blocks))
 
 
-async def post_note(client: AsyncWebClient, key: ThreadKey, markdown: str) -> str:
+async def post_note(client: AsyncWebClient, key: ThreadKey, markdown: str, extra_blocks: Blocks = ()) -> str:
     """One finished message in the thread (notices about files, errors, confirmations)."""
     resp = await client.chat_postMessage(
         channel=key.channel_id,
         thread_ts=key.thread_ts,
         text=to_mrkdwn(markdown),
-        blocks=markdown_blocks(markdown),
+        blocks=[*markdown_blocks(markdown), *extra_blocks],
     )
     return str(resp["ts"])
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
+from urllib.parse import urlencode
 
+import aiohttp
 from redis.asyncio import Redis
 
 from tests.emulators.openai import OpenAIEmulator
@@ -218,3 +221,70 @@ async def test_a_message_the_server_could_not_store_is_not_claimed_saved(
     [reply] = await bot.replies(CHANNEL, ts, 1, timeout=60)
     assert "send it again" in _text(reply)
     assert "is saved" not in _text(reply)
+
+
+async def _click_feedback(bot: BotUnderTest, channel: str, reply: dict, value: str) -> int:
+    """Slack posts block_actions as a signed form body with one `payload` field."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T0TEAM", "domain": "emulated"},
+        "user": {"id": "U0BOB", "team_id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "channel": {"id": channel},
+        "container": {"type": "message", "message_ts": reply["ts"], "channel_id": channel},
+        "message": {"ts": reply["ts"], "thread_ts": reply["thread_ts"], "text": reply.get("text", "")},
+        "actions": [
+            {
+                "type": "feedback_buttons",
+                "action_id": "threadbridge_feedback",
+                "block_id": "fb",
+                "value": value,
+            }
+        ],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    headers = {**bot.events.signed_headers(body), "Content-Type": "application/x-www-form-urlencoded"}
+    async with aiohttp.ClientSession() as http, http.post(bot.events.url, data=body, headers=headers) as resp:
+        return resp.status
+
+
+async def test_feedback_buttons_are_recorded_on_the_conversation(
+    bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator
+) -> None:
+    ts = await bot.say(CHANNEL, f"{BOT} rate me")
+    [reply] = await bot.replies(CHANNEL, ts, 1)
+    kinds = [b.get("type") for b in reply.get("blocks") or []]
+    assert "context_actions" in kinds
+    assert await _click_feedback(bot, CHANNEL, reply, "bad") == 200
+    thanks = await slack.wait_for(lambda: slack.calls_to("chat.postEphemeral"), what="the thank-you")
+    assert thanks[0]["user"] == "U0BOB"
+    [meta] = conversation_metadata(openai_emu)
+    assert meta["feedback"] == "bad" and meta["feedback_user"] == "U0BOB"
+
+
+async def test_deleting_the_thread_root_deletes_its_conversation(
+    bot: BotUnderTest, openai_emu: OpenAIEmulator, redis_client: Redis, prefix: str
+) -> None:
+    ts = await bot.say(CHANNEL, f"{BOT} forget me later")
+    await bot.replies(CHANNEL, ts, 1)
+    assert len(conversation_ids(openai_emu)) == 1
+    deleted = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": CHANNEL,
+        "hidden": True,
+        "ts": "1800000000.000100",
+        "deleted_ts": ts,
+        "event_ts": "1800000000.000100",
+        "channel_type": "channel",
+        "previous_message": {
+            "type": "message",
+            "user": "U0ALICE",
+            "text": "forget me later",
+            "ts": ts,
+            "thread_ts": ts,
+        },
+    }
+    assert (await bot.events.send(deleted))[0] == 200
+    await openai_emu.wait_for(lambda: not conversation_ids(openai_emu), what="the conversation to be deleted")
+    assert not await redis_client.exists(f"{prefix}bind:T0TEAM:{CHANNEL}:{ts}")
