@@ -21,6 +21,9 @@ from openai.types.beta import AssistantStreamEvent, AssistantToolParam
 from openai.types.beta.threads import Run
 
 from bot.assistant.base import (
+    NO_CODE_INTERPRETER,
+    SEED_HEADER,
+    TOOL_STATUS,
     Attached,
     BackendError,
     Binding,
@@ -45,9 +48,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-NO_CODE_INTERPRETER = "data files need the code interpreter, which is turned off for this bot"
-SEED_HEADER = "Earlier messages in this Slack thread, before you were added:\n"
-STEP_STATUS = {"file_search": "searching files…", "code_interpreter": "running code…"}
 ACTIVE = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 RUN_ENDINGS = {
     "thread.run.failed": "The assistant could not finish its answer.",
@@ -586,7 +586,7 @@ class _Outcome:
         for position, call in enumerate(getattr(details, "tool_calls", None) or []):
             index = getattr(call, "index", position)
             kind = getattr(call, "type", "")
-            text = STEP_STATUS.get(kind, "")
+            text = TOOL_STATUS.get(kind, "")
             if kind == "function":
                 name = getattr(getattr(call, "function", None), "name", None)
                 text = f"calling {name}…" if name else ""

@@ -10,6 +10,15 @@ from bot.assistant.tools import ToolSet
 from bot.attachments import LocalFile
 from bot.inbound import Inbound, ThreadKey
 
+# Words both backends show users or the model, kept in one place so they stay alike.
+NO_CODE_INTERPRETER = "data files need the code interpreter, which is turned off for this bot"
+SEED_HEADER = "Earlier messages in this Slack thread, before you were added:\n"
+TOOL_STATUS = {
+    "file_search": "searching files…",
+    "code_interpreter": "running code…",
+    "web_search": "searching the web…",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Binding:

@@ -14,6 +14,9 @@ import openai
 from openai import AsyncOpenAI
 
 from bot.assistant.base import (
+    NO_CODE_INTERPRETER,
+    SEED_HEADER,
+    TOOL_STATUS,
     Attached,
     BackendError,
     Binding,
@@ -35,13 +38,6 @@ from bot.attachments import FileKind, LocalFile
 from bot.inbound import ThreadKey
 
 log = logging.getLogger(__name__)
-
-NO_CODE_INTERPRETER = "data files need the code interpreter, which is turned off for this bot"
-HOSTED_STATUS = {
-    "file_search_call": "searching files…",
-    "code_interpreter_call": "running code…",
-    "web_search_call": "searching the web…",
-}
 
 
 class ResponsesBackend:
@@ -314,8 +310,9 @@ class _Outcome:
             return [TextDelta(event.delta)]
         if kind == "response.output_item.added":
             item_type = getattr(event.item, "type", "")
-            if item_type in HOSTED_STATUS:
-                return [Status(HOSTED_STATUS[item_type])]
+            hosted = TOOL_STATUS.get(item_type.removesuffix("_call"), "")
+            if item_type.endswith("_call") and hosted:
+                return [Status(hosted)]
             if item_type == "function_call":
                 return [Status(f"calling {event.item.name}…")]
             return []
@@ -377,7 +374,7 @@ def _user_items(request: RunRequest) -> list[dict[str, Any]]:
     """Only this turn's new items: the conversation already holds everything before them."""
     items: list[dict[str, Any]] = []
     if request.seed:
-        context = "Earlier messages in this Slack thread, before you were added:\n" + "\n".join(request.seed)
+        context = SEED_HEADER + "\n".join(request.seed)
         items.append({"type": "message", "role": "developer", "content": context})
     images = [
         {"type": "input_image", "file_id": a.remote_id, "detail": "auto"}
