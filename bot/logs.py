@@ -56,3 +56,6 @@ def configure(fmt: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The HTTP clients log every request at INFO; one line per model call drowns the useful ones.
+    for noisy in ("httpx", "httpx2", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -557,13 +557,17 @@ class SlackEmulator:
                 f"timed out waiting for {what or 'condition'}; last calls: {self._describe_calls()}"
             ) from None
 
-    async def socket_send(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def open_sockets(self) -> int:
+        """How many Socket Mode connections are live right now."""
+        return sum(1 for ws in self._sockets if not ws.closed)
+
+    async def socket_send(self, payload: dict[str, Any], *, envelope_id: str | None = None) -> dict[str, Any]:
         """Push an events_api envelope over Socket Mode and return the client's ack."""
         timeout = self.socket_ack_timeout
         ws = await self.wait_for(self._open_socket, timeout, "a Socket Mode connection")
         if ws is None:  # unreachable: wait_for only returns truthy values; narrows the type
             raise AssertionError("no Socket Mode connection")
-        envelope_id = str(uuid.uuid4())
+        envelope_id = envelope_id or str(uuid.uuid4())
         ack: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = ack
         try:
