@@ -145,13 +145,21 @@ class Listeners:
         the thread's conversation on the server too."""
         team = _team(event, context)
         previous = event.get("previous_message") or {}
-        for f in previous.get("files") or ():
-            self._forget(team, f.get("id", ""))
+        file_ids = [f.get("id", "") for f in previous.get("files") or () if f.get("id")]
         deleted_ts = event.get("deleted_ts") or previous.get("ts")
+        thread: ThreadKey | None = None
         if deleted_ts and previous.get("thread_ts", deleted_ts) == deleted_ts:
             key = ThreadKey(team, event["channel"], deleted_ts)
-            if await self._intake.is_active(key):
-                self._spawn(self._on_thread_deleted(key))
+            thread = key if await self._intake.is_active(key) else None
+        if file_ids or thread:
+            self._spawn(self._clean_up(team, file_ids, thread))
+
+    async def _clean_up(self, team: str, file_ids: list[str], thread: ThreadKey | None) -> None:
+        # Files first: closing the thread forgets the binding they are found through.
+        for file_id in file_ids:
+            await self._on_file_deleted(team, file_id)
+        if thread is not None:
+            await self._on_thread_deleted(thread)
 
     async def on_file_deleted(self, event: dict[str, Any], context: dict[str, Any]) -> None:
         self._forget(_team(event, context), event.get("file_id", ""))

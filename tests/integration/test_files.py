@@ -129,3 +129,31 @@ async def test_failed_indexing_is_reported_by_file_name(
     texts = [r["text"] for r in await bot.replies(CHANNEL, ts, 2)]
     notice = next(t for t in texts if "couldn't use" in t)
     assert "empty.md" in notice and "indexing failed" in notice
+
+
+async def test_deleting_the_message_that_shared_a_file_removes_the_file(
+    bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator
+) -> None:
+    doc = _handbook(slack)
+    ts = await bot.say(CHANNEL, f"{BOT} keep this for now", files=[doc])
+    await bot.replies(CHANNEL, ts, 1)
+    [uploaded] = [f for f in openai_emu.files.values() if f.filename == "handbook.md"]
+    deleted = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": CHANNEL,
+        "hidden": True,
+        "ts": "1800000000.000200",
+        "deleted_ts": ts,
+        "event_ts": "1800000000.000200",
+        "channel_type": "channel",
+        "previous_message": {
+            "type": "message",
+            "user": "U0ALICE",
+            "text": "keep this",
+            "ts": ts,
+            "files": [doc],
+        },
+    }
+    assert (await bot.events.send(deleted))[0] == 200
+    await openai_emu.wait_for(lambda: uploaded.id not in openai_emu.files, what="the file to be deleted")
