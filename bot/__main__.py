@@ -12,6 +12,7 @@ from pathlib import Path
 import openai
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from slack_sdk.errors import SlackApiError
 
 from bot import logs
 from bot.app import Runtime
@@ -30,6 +31,11 @@ async def _serve(settings: Settings, *, edge: bool) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await runtime.start()
+    except SlackApiError as exc:
+        # A refused token is an operator's problem to fix: one line, not a traceback.
+        log.error("could not start: Slack refused the credentials (%s)", exc.response.get("error"))
+        await runtime.stop()
+        return 1
     except BaseException:
         await runtime.stop()
         raise

@@ -161,6 +161,10 @@ class Runtime:
         if self.bolt is not None and s.socket_mode:
             assert s.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(self.bolt, s.slack_app_token.get_secret_value())
+            # connect() retries a refused app token forever, so a wrong or revoked SLACK_APP_TOKEN
+            # would leave the process healthy, deaf and deaf to SIGTERM too. Asking for the first
+            # socket URL here makes a refusal fail start-up; connect() then uses that URL.
+            self._socket.client.wss_uri = await self._socket.client.issue_new_wss_url()
             await self._socket.connect_async()
 
     def _bolt(self) -> AsyncApp:
@@ -190,8 +194,10 @@ class Runtime:
     async def stop(self) -> None:
         """Stop taking work, let in-flight turns finish within the grace period, close clients."""
         if self._socket is not None:
+            # close, not disconnect: a merely disconnected client reconnects at its next ping
+            # (10 s), taking events again mid-shutdown, and leaves its HTTP session open.
             with contextlib.suppress(Exception):
-                await self._socket.disconnect_async()
+                await self._socket.close_async()
         if self.worker is not None:
             await self.worker.stop(self.settings.shutdown_grace_seconds)
         if self._worker_task is not None:

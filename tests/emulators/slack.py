@@ -474,6 +474,28 @@ class SlackEmulator:
             events.append(mention)
         return ts, events
 
+    def user_deletes(self, channel: str, ts: str) -> dict[str, Any]:
+        """A person deletes their message: remove it and return the message_deleted event.
+
+        Slack's event carries the message as it was (files included) in ``previous_message``;
+        a thread parent with replies stays behind as a tombstone, as with chat.delete.
+        """
+        stored = self._message(channel, ts)
+        previous = copy.deepcopy(stored)
+        self._remove(channel, stored)
+        event_ts = self._new_ts()
+        return {
+            "type": "message",
+            "subtype": "message_deleted",
+            "hidden": True,
+            "channel": channel,
+            "ts": event_ts,
+            "deleted_ts": ts,
+            "event_ts": event_ts,
+            "channel_type": _channel_type(channel),
+            "previous_message": previous,
+        }
+
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         return [self._view(channel, message) for message in self._thread_messages(channel, thread_ts)]
 
@@ -1032,6 +1054,10 @@ class SlackEmulator:
         message = self._message(channel, args.get("ts"))
         if message.get("user") != self.bot_user_id:
             raise _Refusal("cant_delete_message")
+        self._remove(channel, message)
+        return {"channel": channel, "ts": message["ts"]}
+
+    def _remove(self, channel: str, message: dict[str, Any]) -> None:
         ts = message["ts"]
         root_ts = message.get("thread_ts")
         if root_ts == ts and message.get("reply_count"):
@@ -1053,7 +1079,6 @@ class SlackEmulator:
                 self._recount(channel, root_ts)
         self._streams.pop((channel, ts), None)
         self._changed()
-        return {"channel": channel, "ts": ts}
 
     def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._require_channel(args)
