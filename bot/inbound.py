@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import IntEnum
 from typing import Literal
 
 InboundKind = Literal["mention", "thread_reply", "dm"]
+
+
+class Enqueued(IntEnum):
+    """What became of a message offered to the queue."""
+
+    SEEN = 0  # delivered before (a Slack retry, or the twin event of a mention)
+    QUEUED = 1
+    FLOODED = 2  # over its sender's flood limit
 
 
 @dataclass(frozen=True, slots=True)

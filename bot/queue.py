@@ -11,8 +11,8 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from bot import metrics
-from bot.inbound import Inbound, ThreadKey
-from bot.store import GROUP, Enqueued, Store
+from bot.inbound import Enqueued, Inbound, ThreadKey
+from bot.store import GROUP, Store
 
 log = logging.getLogger(__name__)
 

@@ -9,23 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from redis.asyncio import Redis
 
 from bot.assistant.base import Binding
-from bot.inbound import Inbound, ThreadKey
+from bot.inbound import Enqueued, Inbound, ThreadKey
 
 MESSAGE_TTL_S = 24 * 3600
 FLOOD_WINDOW_S = 60
 GROUP = "workers"
-
-
-class Enqueued(IntEnum):
-    SEEN = 0
-    QUEUED = 1
-    FLOODED = 2
 
 
 # Edge: remember the message (Slack retries and the mention's twin `message` event share its

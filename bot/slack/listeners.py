@@ -12,10 +12,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.inbound import Inbound, InboundKind, ThreadKey
+from bot.inbound import Enqueued, Inbound, InboundKind, ThreadKey
 from bot.slack.files import file_ref
 from bot.slack.render import FEEDBACK_ACTION
-from bot.store import Enqueued
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from bot.assistant.base import Binding
-from bot.inbound import Inbound, ThreadKey
-from bot.store import GROUP, Enqueued, Store
+from bot.inbound import Enqueued, Inbound, ThreadKey
+from bot.store import GROUP, Store
 
 KEY = ThreadKey("T1", "C1", "100.000001")
 
