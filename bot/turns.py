@@ -183,7 +183,8 @@ class TurnRunner:
                 await self._store.remember_file(key, file.slack_file_id, item.remote_id)
         if problems:
             lines = "\n".join(f"• *{p.name}*: {p.reason}" for p in problems)
-            await post_note(self._slack, key, f"⚠️ I couldn't use {_count(problems, 'file')}:\n{lines}")
+            which = "this file" if len(problems) == 1 else f"{len(problems)} files"
+            await post_note(self._slack, key, f"⚠️ I couldn't use {which}:\n{lines}")
         await self._acknowledge(key, inputs, [a for a in attached if not a.error])
         return binding, [a for a in attached if not a.error]
 
@@ -283,10 +284,6 @@ class TurnRunner:
                     metrics.inc("turns_failed_total")
                     return
         await reply.fail(f"The assistant stopped without finishing. {KEPT}")
-
-
-def _count(items: list[Rejected], noun: str) -> str:
-    return f"{len(items)} {noun}{'s' if len(items) != 1 else ''}" if len(items) != 1 else f"this {noun}"
 
 
 async def forget_file(store: Store, backend: Backend, team: str, slack_file_id: str) -> None:

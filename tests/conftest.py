@@ -74,6 +74,25 @@ async def openai_emu() -> AsyncIterator[OpenAIEmulator]:
         await emu.stop()
 
 
+@pytest.fixture
+def emu(openai_emu: OpenAIEmulator) -> OpenAIEmulator:
+    """The short name the emulator's and the backends' own tests use."""
+    return openai_emu
+
+
+@pytest.fixture
+async def client(openai_emu: OpenAIEmulator) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The real SDK against the emulator, validating every response against its types."""
+    sdk = openai.AsyncOpenAI(
+        base_url=openai_emu.base_url,
+        api_key=openai_emu.api_key,
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+    yield sdk
+    await sdk.close()
+
+
 BACKENDS = ("responses", "assistants")
 # Modules that inspect one backend's wire details directly (none at present).
 RESPONSES_ONLY: frozenset[str] = frozenset()

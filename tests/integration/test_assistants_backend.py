@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -46,24 +45,6 @@ MODEL = "gpt-4.1-mini"
 INSTRUCTIONS = "Be brief."
 KEY = ThreadKey("T0TEAM", "C0CHAN", "1700000000.000100")
 HANDBOOK = b"Vacation policy: every employee gets 25 days per year.\nSick leave is unlimited.\n"
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[OpenAIEmulator]:
-    emulator = OpenAIEmulator()
-    await emulator.start()
-    yield emulator
-    emulator.release()
-    await emulator.stop()
-
-
-@pytest.fixture
-async def client(emu: OpenAIEmulator) -> AsyncIterator[openai.AsyncOpenAI]:
-    sdk = openai.AsyncOpenAI(
-        base_url=emu.base_url, api_key=emu.api_key, max_retries=0, _strict_response_validation=True
-    )
-    yield sdk
-    await sdk.close()
 
 
 @pytest.fixture

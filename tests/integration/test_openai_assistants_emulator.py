@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -29,23 +28,6 @@ CLOCK_TOOL = {
         "parameters": {"type": "object", "properties": {}},
     },
 }
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[OpenAIEmulator]:
-    emulator = OpenAIEmulator()
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-async def client(emu: OpenAIEmulator) -> AsyncIterator[openai.AsyncOpenAI]:
-    sdk = openai.AsyncOpenAI(
-        base_url=emu.base_url, api_key=emu.api_key, max_retries=0, _strict_response_validation=True
-    )
-    yield sdk
-    await sdk.close()
 
 
 @pytest.fixture

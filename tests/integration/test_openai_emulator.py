@@ -6,7 +6,6 @@ stream event against its pydantic types, so these tests prove the wire format to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -24,24 +23,9 @@ MODEL = "gpt-4.1-mini"
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
 
-@pytest.fixture
-async def emu() -> AsyncIterator[OpenAIEmulator]:
-    emulator = OpenAIEmulator()
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
 def make_client(emu: OpenAIEmulator, **kwargs: Any) -> openai.AsyncOpenAI:
     options: dict[str, Any] = {"max_retries": 0, "_strict_response_validation": True, **kwargs}
     return openai.AsyncOpenAI(base_url=emu.base_url, api_key=emu.api_key, **options)
-
-
-@pytest.fixture
-async def client(emu: OpenAIEmulator) -> AsyncIterator[openai.AsyncOpenAI]:
-    sdk = make_client(emu)
-    yield sdk
-    await sdk.close()
 
 
 def user(text: str) -> dict[str, Any]:
