@@ -126,6 +126,6 @@ async def test_run_supervises_its_worker_process_and_restarts_it_when_it_dies(
         assert "restarting" in bot.logs()
         bot.process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(bot.process.wait, 30) == 0
-        assert not Path(f"/proc/{worker}").exists()
+        assert not os.path.exists(f"/proc/{worker}")  # noqa: ASYNC240
     finally:
         await stop(bot)
