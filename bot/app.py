@@ -26,14 +26,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.assistant.assistants import AssistantsBackend
 from bot.assistant.base import Backend
 from bot.assistant.responses import ResponsesBackend
-from bot.assistant.tools import default_tools
 from bot.attachments import parse_kinds
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.queue import TurnQueue, Worker
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
 from bot.store import Store
+from bot.tools import ToolError, ToolSet, load_tools
 from bot.turns import TurnRunner, TurnSettings, close_thread, forget_file, record_feedback
 from bot.web import build_web_app
 
@@ -89,6 +89,32 @@ def make_backend(settings: Settings) -> Backend:
     )
 
 
+def make_tools(settings: Settings) -> ToolSet:
+    """The function tools (modules and installed plugins) and the hosted tools this bot offers."""
+    try:
+        tools = load_tools(settings.tool_modules)
+    except ToolError as exc:
+        raise ConfigError(f"THREADBRIDGE_TOOLS: {exc}") from None
+    mcp = settings.mcp_tools()
+    if mcp and settings.backend != "responses":
+        log.warning(
+            "the %s backend has no MCP: the %d server(s) of THREADBRIDGE_MCP_SERVERS are not offered",
+            settings.backend,
+            len(mcp),
+        )
+        mcp = ()
+    elif mcp:
+        log.info("MCP servers: %s", ", ".join(m["server_label"] for m in mcp))
+    return tools.with_hosted(
+        file_search=True,
+        code_interpreter=settings.code_interpreter,
+        web_search=settings.web_search,
+        web_search_domains=settings.web_search_domain_list,
+        mcp_servers=mcp,
+        timeout_s=settings.tool_timeout_seconds,
+    )
+
+
 @dataclass
 class Runtime:
     """Everything one process runs; start() then stop() (graceful) or just stop()."""
@@ -101,6 +127,7 @@ class Runtime:
     slack: AsyncWebClient = field(init=False)
     backend: Backend = field(init=False)
     files: SlackFiles = field(init=False)
+    tools: ToolSet = field(init=False)
     bolt: AsyncApp | None = field(init=False, default=None)
     worker: Worker | None = field(init=False, default=None)
     _site: web.AppRunner | None = field(init=False, default=None)
@@ -113,6 +140,7 @@ class Runtime:
         self.store = Store(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.slack = make_slack_client(s)
         self.backend = make_backend(s)
+        self.tools = make_tools(s)
         self.files = SlackFiles(
             self.slack,
             max_bytes=s.max_file_mb * 1024 * 1024,
@@ -135,7 +163,7 @@ class Runtime:
                 slack=self.slack,
                 history=SlackHistory(self.slack),
                 files=self.files,
-                tools=default_tools().with_hosted(file_search=True, code_interpreter=s.code_interpreter),
+                tools=self.tools,
                 settings=TurnSettings(
                     bot_user_id=bot_user_id,
                     consumer=consumer,

@@ -28,13 +28,13 @@ from bot.assistant.base import (
     TextDelta,
     ToolCall,
 )
-from bot.assistant.tools import ToolSet
 from bot.attachments import Rejected
 from bot.inbound import Inbound, ThreadKey
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
 from bot.store import Store
+from bot.tools import ToolSet
 
 log = logging.getLogger(__name__)
 
