@@ -1,12 +1,12 @@
 """The MCP server file (THREADBRIDGE_MCP_SERVERS): remote servers offered as the hosted `mcp` tool.
 
-    - label: github
-      url: https://api.githubcopilot.com/mcp/
-      description: Issues and pull requests of our repositories
-      allowed_tools: [search_issues, get_issue]
-      require_approval: always          # or never, or per tool: {get_issue: never}
-      headers:
-        Authorization: Bearer ${GITHUB_TOKEN}
+- label: github
+  url: https://api.githubcopilot.com/mcp/
+  description: Issues and pull requests of our repositories
+  allowed_tools: [search_issues, get_issue]
+  require_approval: always          # or never, or per tool: {get_issue: never}
+  headers:
+    Authorization: Bearer ${GITHUB_TOKEN}
 """
 
 from __future__ import annotations

@@ -288,4 +288,3 @@ def load_tools(modules: Iterable[str], *, entry_point_group: str = ENTRY_POINT_G
     if tools.functions:
         log.info("function tools: %s", ", ".join(sorted(tools.functions)))
     return tools
-

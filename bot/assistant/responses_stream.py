@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.assistant.base import (
     TASK_TITLES,
+    TOOL_STATUS,
     ApprovalRequested,
     Citation,
     Failed,
@@ -90,7 +91,8 @@ class ResponseOutcome:
         if item_type == "function_call":
             return [Status(f"calling {item.get('name', 'a tool')}…")]
         if item_type in HOSTED_ITEMS:
-            return [_task(item, "in_progress")]
+            status = TOOL_STATUS.get(HOSTED_ITEMS[item_type])
+            return [Status(status), _task(item, "in_progress")] if status else [_task(item, "in_progress")]
         return []
 
     def _item_done(self, item: dict[str, Any]) -> list[RunEvent]:

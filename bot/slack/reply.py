@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.messages.chunk import TaskUpdateChunk
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -57,6 +58,7 @@ class ReplyStream:
         self._text = ""
         self._last_update = 0.0
         self._dirty = False
+        self._tasks = True  # task chunks accepted so far
         self.posted: list[str] = []
 
     @property
@@ -110,16 +112,9 @@ class ReplyStream:
     async def _stream_append(self, text: str) -> bool:
         """Append via native streaming; False (and fall back for good) when Slack refuses it."""
         try:
-            if self._stream is None:
-                self._stream = await self._client.chat_stream(
-                    channel=self._key.channel_id,
-                    thread_ts=self._key.thread_ts,
-                    recipient_team_id=self._key.team_id,
-                    recipient_user_id=self._recipient,
-                    buffer_size=STREAM_BUFFER,
-                )
+            stream = await self._open_stream()
             for i in range(0, len(text), STREAM_CHUNK):
-                await self._stream.append(markdown_text=text[i : i + STREAM_CHUNK])
+                await stream.append(markdown_text=text[i : i + STREAM_CHUNK])
                 await self._note_stream_ts()
             return True
         except SlackApiError as exc:
@@ -129,6 +124,35 @@ class ReplyStream:
             self._native = False
             self._stream = None
             return False
+
+    async def _open_stream(self) -> AsyncChatStream:
+        if self._stream is None:
+            self._stream = await self._client.chat_stream(
+                channel=self._key.channel_id,
+                thread_ts=self._key.thread_ts,
+                recipient_team_id=self._key.team_id,
+                recipient_user_id=self._recipient,
+                buffer_size=STREAM_BUFFER,
+                task_display_mode="timeline",
+            )
+        return self._stream
+
+    async def task(self, task_id: str, title: str, status: str) -> None:
+        """A tool at work, as a task of the streaming answer; the status line without native streaming."""
+        if self._native and self._tasks:
+            try:
+                stream = await self._open_stream()
+                await stream.append(chunks=[TaskUpdateChunk(id=task_id, title=title, status=status)])
+                await self._note_stream_ts()
+                return
+            except SlackApiError as exc:
+                # Tasks are decoration: a refusal must not cost the answer.
+                log.info("task update refused (%s); using the status line", exc.response.get("error"))
+                self._tasks = False
+                if self._stream is not None and self._stream.ts is None:
+                    self._stream = None
+        if status == "in_progress":
+            await self.status(f"{title[:1].lower()}{title[1:]}…")
 
     async def _note_stream_ts(self) -> None:
         if self._stream is not None and self._stream.ts and self._ts != self._stream.ts:

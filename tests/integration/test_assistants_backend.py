@@ -32,9 +32,9 @@ from bot.assistant.base import (
     ToolCall,
 )
 from bot.assistant.errors import RETRY_LATER
-from bot.tools import FunctionTool, ToolSet
 from bot.attachments import LocalFile
 from bot.inbound import Inbound, ThreadKey
+from bot.tools import FunctionTool, ToolSet
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.openai.script import tiny_png
 from tests.harness import ROOT
