@@ -158,7 +158,7 @@ class Runtime:
             await self.worker.ensure_group()
             self._worker_task = asyncio.create_task(self.worker.run())
         if self.child_workers:
-            self._children = WorkerProcesses(self.child_workers)
+            self._children = WorkerProcesses(self.child_workers, nice=s.worker_nice)
             await self._children.start()
         if self.serve_http:
             http_edge = self.bolt if (self.bolt is not None and not s.socket_mode) else None

@@ -172,6 +172,13 @@ class Settings(BaseSettings):
             "0 → turns run in the edge's own process (always so without REDIS_URL)."
         ),
     )
+    worker_nice: int = Field(
+        10,
+        alias="THREADBRIDGE_WORKER_NICE",
+        ge=0,
+        le=19,
+        description="Niceness added to `run`'s worker processes, so acks go first on busy cores.",
+    )
     turn_timeout_seconds: int = Field(
         300,
         alias="THREADBRIDGE_TURN_TIMEOUT_SECONDS",

@@ -616,6 +616,7 @@ class SlackEmulator:
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        arrived = time.time()
         status = 200
         headers: dict[str, str] = {}
         args: dict[str, Any] = {}
@@ -640,7 +641,7 @@ class SlackEmulator:
         except _Refusal as refusal:
             body = {"ok": False, "error": refusal.error, **refusal.extra}
         peer = str(request.transport.get_extra_info("peername") if request.transport else "")
-        self.calls.append(Call(method, args, status, body, encoding, peer=peer))
+        self.calls.append(Call(method, args, status, body, encoding, at=arrived, peer=peer))
         self._changed()
         return web.json_response(body, status=status, headers=headers)
 
