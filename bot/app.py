@@ -31,6 +31,7 @@ from bot.attachments import parse_kinds
 from bot.config import Settings
 from bot.queue import TurnQueue, Worker
 from bot.slack.files import SlackFiles
+from bot.slack.guard import RequestGuard
 from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
 from bot.store import Store
@@ -142,6 +143,7 @@ class Runtime:
                     lease_ms=s.lease_seconds * 1000,
                     timeout_s=s.turn_timeout_seconds,
                     native_streaming=s.slack_streaming,
+                    allow_user_mentions=s.allow_user_mentions,
                 ),
             )
             self.worker = Worker(
@@ -154,7 +156,8 @@ class Runtime:
             await self.worker.ensure_group()
             self._worker_task = asyncio.create_task(self.worker.run())
         http_edge = self.bolt if (self.bolt is not None and not s.socket_mode) else None
-        self._site = web.AppRunner(build_web_app(http_edge, self.ready))
+        guard = RequestGuard(s.slack_signing_secret.get_secret_value()) if s.slack_signing_secret else None
+        self._site = web.AppRunner(build_web_app(http_edge, self.ready, guard))
         await self._site.setup()
         await web.TCPSite(self._site, s.host, s.port).start()
         log.info("listening on %s:%s (%s)", s.host, s.port, "socket mode" if s.socket_mode else "http")

@@ -138,6 +138,13 @@ class Settings(BaseSettings):
         description="Use Slack's native chat streaming; false → placeholder message updated ~1/s.",
     )
 
+    allow_user_mentions: bool = Field(
+        False,
+        alias="THREADBRIDGE_ALLOW_USER_MENTIONS",
+        description="Answers may mention (ping) users mentioned in the messages they answer; "
+        "other mentions, @here/@channel and Slack link markup in answers are always neutralised.",
+    )
+
     @field_validator("file_kinds")
     @classmethod
     def _check_kinds(cls, value: str) -> str:

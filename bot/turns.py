@@ -33,6 +33,7 @@ from bot.attachments import Rejected
 from bot.inbound import Inbound, ThreadKey
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory
+from bot.slack.markup import mentioned_users, neutralize
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
 from bot.store import Store
 
@@ -52,6 +53,7 @@ class TurnSettings:
     lease_ms: int
     timeout_s: float
     native_streaming: bool = True
+    allow_user_mentions: bool = False
 
 
 class TurnRunner:
@@ -133,6 +135,7 @@ class TurnRunner:
             recipient_user_id=inputs[-1].user,
             native=self._settings.native_streaming,
             on_started=lambda ts: self._store.set_reply_in_flight(key, ts),
+            allowed_users=self._allowed_mentions(inputs),
         )
         await reply.status("is thinking…")
         try:
@@ -163,6 +166,12 @@ class TurnRunner:
                 await reply.fail(f"Something went wrong on my side. {KEPT}")
         return binding
 
+    def _allowed_mentions(self, inputs: list[Inbound]) -> frozenset[str]:
+        """Users the answer may mention: those the model was given, when the operator allows it."""
+        if not self._settings.allow_user_mentions:
+            return frozenset()
+        return mentioned_users(m.text for m in inputs)
+
     async def _take_files(
         self, key: ThreadKey, binding: Binding, inputs: list[Inbound], reply: ReplyStream
     ) -> tuple[Binding, list[Attached]]:
@@ -182,7 +191,7 @@ class TurnRunner:
             elif file.slack_file_id:
                 await self._store.remember_file(key, file.slack_file_id, item.remote_id)
         if problems:
-            lines = "\n".join(f"• *{p.name}*: {p.reason}" for p in problems)
+            lines = "\n".join(f"• *{neutralize(p.name)}*: {neutralize(p.reason)}" for p in problems)
             which = "this file" if len(problems) == 1 else f"{len(problems)} files"
             await post_note(self._slack, key, f"⚠️ I couldn't use {which}:\n{lines}")
         await self._acknowledge(key, inputs, [a for a in attached if not a.error])
@@ -201,7 +210,7 @@ class TurnRunner:
     async def _confirm_files_only(self, key: ThreadKey, attached: list[Attached]) -> None:
         """Files shared without a question need no model run, only a confirmation."""
         if attached:
-            names = ", ".join(a.name for a in attached)
+            names = ", ".join(neutralize(a.name) for a in attached)
             await post_note(
                 self._slack, key, f"📎 Added {names} to this thread's knowledge. Ask me about it."
             )
