@@ -43,6 +43,7 @@ FILE_REACTION = "white_check_mark"
 
 KEPT = "Your message is saved in this thread's conversation; reply here to try again."
 NOT_KEPT = "I could not save your message, so please send it again in a minute."
+RETRY = "Reply here to try again."
 LOCKED_RETRIES = 3
 
 
@@ -153,17 +154,17 @@ class TurnRunner:
         except TimeoutError:
             metrics.inc("turns_failed_total")
             log.warning("turn timed out after %ss", self._settings.timeout_s, extra=extra)
-            await reply.fail(f"The assistant took too long to answer. {KEPT}")
+            await reply.fail(f"The assistant took too long to answer. {RETRY}")
         except BackendError as exc:
             metrics.inc("turns_failed_total")
             log.warning("turn failed: %s", exc, extra=extra)
-            await reply.fail(f"{exc.user_message} {KEPT if exc.kept else NOT_KEPT}")
+            await reply.fail(f"{exc.user_message} {saved(exc.kept)}")
         except Exception:
             # Not retried: a message that breaks the bot must not loop through the queue forever.
             metrics.inc("turns_failed_total")
             log.exception("turn crashed", extra=extra)
             with contextlib.suppress(Exception):
-                await reply.fail(f"Something went wrong on my side. {KEPT}")
+                await reply.fail(f"Something went wrong on my side. {RETRY}")
         return binding
 
     def _allowed_mentions(self, inputs: list[Inbound]) -> frozenset[str]:
@@ -272,27 +273,41 @@ class TurnRunner:
         self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream
     ) -> None:
         sources: list[str] = []
-        async for event in self._backend.run(binding, request):
-            match event:
-                case TextDelta(text=text):
-                    await reply.append(text)
-                case Status(text=text):
-                    await reply.status(text)
-                case ToolCall(name=name):
-                    await reply.status(f"using {name}…")
-                case Citation(filename=name):
-                    sources.append(name)
-                case OutputFile(name=name, content=content):
-                    await reply.status(f"uploading {name}…")
-                    await self._files.upload(key, name=name, content=content)
-                case Completed():
-                    await reply.finish(sources)
-                    return
-                case Failed(message=message):
-                    await reply.fail(f"{message} {KEPT}")
-                    metrics.inc("turns_failed_total")
-                    return
-        await reply.fail(f"The assistant stopped without finishing. {KEPT}")
+        end: Completed | Failed | None = None
+        # Closed here, not by the event loop later: the backend's clean-up (keeping the user's
+        # items, cancelling a run) runs under the thread's lock, before the reply is finished.
+        async with contextlib.aclosing(self._backend.run(binding, request)) as events:
+            async for event in events:
+                match event:
+                    case TextDelta(text=text):
+                        await reply.append(text)
+                    case Status(text=text):
+                        await reply.status(text)
+                    case ToolCall(name=name):
+                        await reply.status(f"using {name}…")
+                    case Citation(filename=name):
+                        sources.append(name)
+                    case OutputFile(name=name, content=content):
+                        await reply.status(f"uploading {name}…")
+                        await self._files.upload(key, name=name, content=content)
+                    case Completed() | Failed():
+                        end = event
+                        break
+        match end:
+            case Completed():
+                await reply.finish(sources)
+            case Failed(message=message, kept=kept):
+                await reply.fail(f"{message} {saved(kept)}")
+                metrics.inc("turns_failed_total")
+            case None:
+                await reply.fail(f"The assistant stopped without finishing. {RETRY}")
+
+
+def saved(kept: bool | None) -> str:
+    """What the user is told about their message after a failure: only what is known."""
+    if kept is None:
+        return RETRY
+    return KEPT if kept else NOT_KEPT
 
 
 async def forget_file(store: Store, backend: Backend, team: str, slack_file_id: str) -> None:

@@ -10,8 +10,8 @@ import re
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any, TypeVar, cast
 
@@ -211,21 +211,23 @@ class AssistantsBackend:
 
     # ------------------------------------------------------------------ runs
 
-    def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
+    def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
         return self._run(binding, request)
 
-    async def _run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
+    async def _run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
         thread_id = binding.conversation_id
         for key, params in _messages(request):
             await self._add_message(thread_id, key, params)
         try:
-            async for event in self._run_added(thread_id, request):
-                yield event
+            async with contextlib.aclosing(self._run_added(thread_id, request)) as events:
+                async for event in events:
+                    # The messages are in the thread already, whatever became of the run.
+                    yield replace(event, kept=True) if isinstance(event, Failed) else event
         except BackendError as exc:
             exc.kept = True  # the messages are in the thread already
             raise
 
-    async def _run_added(self, thread_id: str, request: RunRequest) -> AsyncIterator[RunEvent]:
+    async def _run_added(self, thread_id: str, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
         """The run, once this turn's messages are in the thread."""
         extra = await self._additional_instructions()
         run_id = ""
@@ -240,8 +242,9 @@ class AssistantsBackend:
             started = True
             for round_no in range(1, MAX_TOOL_ROUNDS + 1):
                 outcome = _Outcome(cited)
-                async for event in self._consume(stream, outcome):
-                    yield event
+                async with contextlib.aclosing(self._consume(stream, outcome)) as events:
+                    async for event in events:
+                        yield event
                 run_id = outcome.run_id or run_id
                 text += outcome.text
                 files.update((k, v) for k, v in outcome.files.items() if k not in files)
@@ -321,7 +324,7 @@ class AssistantsBackend:
 
     async def _consume(
         self, stream: AsyncStream[AssistantStreamEvent], outcome: _Outcome
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         try:
             async with stream:
                 async for event in stream:

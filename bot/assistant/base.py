@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -110,6 +110,8 @@ class Failed:
 
     message: str
     retryable: bool = True
+    # Whether this turn's user messages are in the server-side conversation (None: unknown).
+    kept: bool | None = None
 
 
 RunEvent = Status | TextDelta | Citation | OutputFile | ToolCall | Completed | Failed
@@ -153,7 +155,9 @@ class Backend(Protocol):
 
     async def attach(self, binding: Binding, files: list[LocalFile]) -> tuple[Binding, list[Attached]]: ...
 
-    def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]: ...
+    def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
+        """The run's events; close it (contextlib.aclosing) so its clean-up runs in the Turn."""
+        ...
 
     async def forget_file(self, binding: Binding, remote_id: str) -> None: ...
 

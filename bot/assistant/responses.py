@@ -6,7 +6,7 @@ import contextlib
 import logging
 import mimetypes
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -162,20 +162,24 @@ class ResponsesBackend:
     async def aclose(self) -> None:
         await self._client.close()
 
-    def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
+    def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
         return self._run(binding, request)
 
-    async def _run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
+    async def _run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
         user_items = _user_items(request)
         pending: list[dict[str, Any]] = user_items
         delivered = False
         try:
             for _ in range(MAX_TOOL_ROUNDS):
                 outcome = _Outcome()
-                async for event in self._respond(binding, request, pending, outcome):
-                    yield event
+                async with contextlib.aclosing(self._respond(binding, request, pending, outcome)) as events:
+                    async for event in events:
+                        yield event
                 if outcome.failed is not None:
-                    yield outcome.failed
+                    # Kept before the failure is told, so the Turn can say whether it was.
+                    kept = delivered or not user_items or await self._keep(binding, user_items)
+                    delivered = True
+                    yield replace(outcome.failed, kept=kept)
                     return
                 delivered = True
                 async for produced in self._generated_files(outcome.container_files):
@@ -194,7 +198,7 @@ class ResponsesBackend:
                             "output": output,
                         }
                     )
-            yield Failed("The assistant kept calling tools without answering.", retryable=False)
+            yield Failed("The assistant kept calling tools without answering.", retryable=False, kept=True)
         except ConversationGone:
             delivered = True  # nowhere to keep them: the caller re-opens and sends them again
             raise
@@ -235,7 +239,7 @@ class ResponsesBackend:
         request: RunRequest,
         items: list[dict[str, Any]],
         outcome: _Outcome,
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         """One streamed `responses.create`, retried once without an option the server refused."""
         while True:
             params = self._params(binding, request.tools, items)
