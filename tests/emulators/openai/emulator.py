@@ -82,6 +82,7 @@ class OpenAIEmulator:
         self.requests: list[Recorded] = []
         self.responses: list[dict[str, Any]] = []
         self.code_interpreter_file_ids: list[list[str]] = []  # per request offering the tool
+        self.model_done: dict[str, float] = {}  # conversation id -> wall time of response.completed
 
         # Server-side state.
         self.conversations: dict[str, Conversation] = {}

@@ -246,6 +246,8 @@ class Turn:
             yield {"type": "response.failed", "response": self.snapshot("failed", error=error)}
             return
 
+        if self.plan.first_delay_s:
+            await asyncio.sleep(self.plan.first_delay_s)
         deltas = 0
         for step in self.plan.steps:
             for event, is_delta in self.render(step):
@@ -268,6 +270,8 @@ class Turn:
 
         final = self.snapshot("completed")
         self.commit(final)
+        if self.conversation is not None:
+            self.emu.model_done[self.conversation.id] = time.time()
         yield {"type": "response.completed", "response": final}
 
     def error_event(self, failure: script.Failure) -> dict[str, Any]:

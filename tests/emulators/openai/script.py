@@ -197,6 +197,7 @@ class Plan:
     pace_s: float = 0.0
     stall: bool = False
     cues: frozenset[str] = field(default_factory=frozenset)
+    first_delay_s: float = 0.0  # model "thinking" before its first delta (``#pace``)
 
     @property
     def text(self) -> str:
@@ -209,6 +210,9 @@ STREAM_FAILURE = "stream broke"
 
 _TOOL_CUE = re.compile(r"#tool:([A-Za-z0-9_.-]+)")
 _LONG_CUE = re.compile(r"#long:(\d+)")
+# #pace:FIRST_MS:DELTAS:GAP_MS — a load profile: wait, then DELTAS deltas GAP_MS apart.
+_PACE_CUE = re.compile(r"#pace:(\d+):(\d+):(\d+)")
+PACE_WORD = "word "
 
 
 def plan_reply(transcript: Sequence[Entry], tools: Toolbox) -> Plan:
@@ -246,6 +250,12 @@ def plan_reply(transcript: Sequence[Entry], tools: Toolbox) -> Plan:
 
     if tools.searchable and ("cite" in cues or "?" in last_text):
         return plan(*_search(echo, last_text, tools), failure=failure)
+
+    paced = _PACE_CUE.search(last_text)
+    if paced:
+        first_ms, count, gap_ms = (int(g) for g in paced.groups())
+        chunks = (*tuple(PACE_WORD for _ in range(count - 1)), PACE_WORD.strip() + ".")
+        return Plan((Say(chunks),), failure, gap_ms / 1000, stall, frozenset(cues), first_ms / 1000)
 
     if "long" in cues:
         match = _LONG_CUE.search(last_text)
