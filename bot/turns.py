@@ -28,15 +28,16 @@ from bot.assistant.base import (
     TextDelta,
     ToolCall,
 )
-from bot.assistant.tools import ToolSet
 from bot.attachments import Rejected
 from bot.inbound import Inbound, ThreadKey
 from bot.leases import Heartbeat
 from bot.slack.files import SlackFiles
-from bot.slack.history import SlackHistory
+from bot.slack.history import SlackHistory, ThreadView
 from bot.slack.markup import mentioned_users, neutralize
+from bot.slack.render import source_line
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
 from bot.store import Lease, Store
+from bot.tools import ToolContext, ToolSet
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,11 @@ class TurnRunner:
                 await self._confirm_files_only(key, attached)
                 return binding
             request = RunRequest(
-                inputs=tuple(inputs), tools=self._tools, attached=tuple(attached), seed=tuple(seed)
+                inputs=tuple(inputs),
+                tools=self._tools,
+                attached=tuple(attached),
+                seed=tuple(seed),
+                context=self._tool_context(key, inputs[-1]),
             )
             async with asyncio.timeout(self._settings.timeout_s):
                 binding = await self._run(key, binding, request, reply)
@@ -158,6 +163,10 @@ class TurnRunner:
         if not self._settings.allow_user_mentions:
             return frozenset()
         return mentioned_users(m.text for m in inputs)
+
+    def _tool_context(self, key: ThreadKey, asker: Inbound) -> ToolContext:
+        view = ThreadView(self._slack, self._history, key)
+        return ToolContext(key, asker.user, asker.speaker, key.channel_id, view)
 
     async def _take_files(
         self, key: ThreadKey, binding: Binding, inputs: list[Inbound], reply: ReplyStream
@@ -269,10 +278,10 @@ class TurnRunner:
                         await reply.append(text)
                     case Status(text=text):
                         await reply.status(text)
-                    case ToolCall(name=name):
-                        await reply.status(f"using {name}…")
-                    case Citation(filename=name):
-                        sources.append(name)
+                    case ToolCall(name=name, id=task_id, status=status, title=title):
+                        await reply.task(task_id or name, title or f"Using {name}", status)
+                    case Citation(filename=name, url=url):
+                        sources.append(source_line(name, url))
                     case OutputFile(name=name, content=content):
                         await reply.status(f"uploading {name}…")
                         await self._files.upload(key, name=name, content=content)

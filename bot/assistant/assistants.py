@@ -10,8 +10,8 @@ import re
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, TypeVar, cast
 
@@ -20,6 +20,7 @@ from openai import AsyncOpenAI, AsyncStream
 from openai.types.beta import AssistantStreamEvent, AssistantToolParam
 from openai.types.beta.threads import Run
 
+from bot.assistant import runner
 from bot.assistant.base import (
     NO_CODE_INTERPRETER,
     SEED_HEADER,
@@ -37,12 +38,12 @@ from bot.assistant.base import (
     RunRequest,
     Status,
     TextDelta,
-    ToolCall,
 )
 from bot.assistant.errors import RETRY_LATER, translate
-from bot.assistant.tools import MAX_TOOL_ROUNDS, ToolSet
+from bot.assistant.runner import CallsPending, FunctionCall, Step, ToolOutput
 from bot.attachments import FileKind, LocalFile
 from bot.inbound import ThreadKey
+from bot.tools import ToolSet
 
 log = logging.getLogger(__name__)
 
@@ -212,66 +213,16 @@ class AssistantsBackend:
     # ------------------------------------------------------------------ runs
 
     def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
-        return self._run(binding, request)
+        model = _AssistantsRun(self, binding.conversation_id, request)
+        return runner.run(model, request.tools, request.context)
 
-    async def _run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
-        thread_id = binding.conversation_id
+    async def add_messages(self, thread_id: str, request: RunRequest) -> None:
         for key, params in _messages(request):
             await self._add_message(thread_id, key, params)
-        try:
-            async with contextlib.aclosing(self._run_added(thread_id, request)) as events:
-                async for event in events:
-                    # The messages are in the thread already, whatever became of the run.
-                    yield replace(event, kept=True) if isinstance(event, Failed) else event
-        except BackendError as exc:
-            exc.kept = True  # the messages are in the thread already
-            raise
 
-    async def _run_added(self, thread_id: str, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
-        """The run, once this turn's messages are in the thread."""
+    async def start_run(self, thread_id: str, tools: ToolSet) -> AsyncStream[AssistantStreamEvent]:
         extra = await self._additional_instructions()
-        run_id = ""
-        ended = False  # the run reached a terminal state: nothing left to cancel
-        text = ""
-        files: dict[str, _Output] = {}  # what the code interpreter made, over all rounds
-        cited: set[str] = set()  # one footnote per file, however many rounds cite it
-        outcome = _Outcome(cited)
-        started = False
-        try:
-            stream = await self._unblocked(thread_id, lambda: self._start(thread_id, request.tools, extra))
-            started = True
-            for round_no in range(1, MAX_TOOL_ROUNDS + 1):
-                outcome = _Outcome(cited)
-                async with contextlib.aclosing(self._consume(stream, outcome)) as events:
-                    async for event in events:
-                        yield event
-                run_id = outcome.run_id or run_id
-                text += outcome.text
-                files.update((k, v) for k, v in outcome.files.items() if k not in files)
-                if outcome.failed is not None:
-                    ended = outcome.ended
-                    yield outcome.failed
-                    return
-                if not outcome.calls:
-                    ended = True
-                    async for produced in self._generated_files(files):
-                        yield produced
-                    yield Completed(text)
-                    return
-                if round_no == MAX_TOOL_ROUNDS:
-                    break
-                outputs: list[dict[str, str]] = []
-                for call in outcome.calls:
-                    yield ToolCall(call.name)
-                    output = await request.tools.call(call.name, call.arguments)
-                    outputs.append({"tool_call_id": call.id, "output": output})
-                stream = await self._submit(thread_id, run_id, outputs)
-            yield Failed("The assistant kept calling tools without answering.", retryable=False)
-        finally:
-            if started and not ended:
-                # A run left waiting for tool outputs, or abandoned mid-stream (the Turn timed
-                # out), would block the thread until it expires; free it for the next Turn.
-                await self._abandon(thread_id, run_id or outcome.run_id)
+        return await self._unblocked(thread_id, lambda: self._start(thread_id, tools, extra))
 
     async def _add_message(self, thread_id: str, key: str, params: dict[str, Any]) -> None:
         if (thread_id, key) in self._posted:
@@ -305,7 +256,7 @@ class AssistantsBackend:
                 stream=True,
             )
 
-    async def _submit(
+    async def submit(
         self, thread_id: str, run_id: str, outputs: list[dict[str, str]]
     ) -> AsyncStream[AssistantStreamEvent]:
         with _legacy():
@@ -322,7 +273,7 @@ class AssistantsBackend:
         except openai.OpenAIError as exc:
             raise translate(exc) from None
 
-    async def _consume(
+    async def consume(
         self, stream: AsyncStream[AssistantStreamEvent], outcome: _Outcome
     ) -> AsyncGenerator[RunEvent, None]:
         try:
@@ -342,7 +293,7 @@ class AssistantsBackend:
             return
         outcome.close()
 
-    async def _generated_files(self, files: dict[str, _Output]) -> AsyncIterator[RunEvent]:
+    async def generated_files(self, files: dict[str, _Output]) -> AsyncIterator[RunEvent]:
         """Download what the code interpreter made (charts, CSVs) so it can be posted to Slack."""
         for file_id, output in files.items():
             try:
@@ -453,7 +404,7 @@ class AssistantsBackend:
             return False  # already on its way out
         return run.status == "requires_action" or time.time() - run.created_at > self._stale_run_s
 
-    async def _abandon(self, thread_id: str, run_id: str) -> None:
+    async def abandon(self, thread_id: str, run_id: str) -> None:
         if not run_id:
             # Cut off before the stream named the run: it is the thread's latest, if still active.
             with _legacy():
@@ -478,6 +429,59 @@ class AssistantsBackend:
             # Typically 400: it ended on its own meanwhile.
             log.info("could not cancel run %s: %s", run_id, translate(exc))
             return False
+
+
+class _AssistantsRun:
+    """The model calls of one turn: add the messages and start a run, then submit outputs."""
+
+    def __init__(self, backend: AssistantsBackend, thread_id: str, request: RunRequest) -> None:
+        self._backend = backend
+        self._thread_id = thread_id
+        self._request = request
+        self._added = False  # this turn's messages are in the thread
+        self._started = False
+        self._ended = False  # the run reached a terminal state: nothing left to cancel
+        self._run_id = ""
+        self._files: dict[str, _Output] = {}  # what the code interpreter made, over all rounds
+        self._outcome = _Outcome(set())  # cited files carry over: one footnote per file
+
+    async def call(self, outputs: Sequence[ToolOutput]) -> AsyncGenerator[Step, None]:
+        backend, thread_id = self._backend, self._thread_id
+        if not self._started:
+            await backend.add_messages(thread_id, self._request)
+            self._added = True
+            stream = await backend.start_run(thread_id, self._request.tools)
+            self._started = True
+        else:
+            submitted = [{"tool_call_id": o.call_id, "output": o.output} for o in outputs]
+            stream = await backend.submit(thread_id, self._run_id, submitted)
+        outcome = self._outcome = _Outcome(self._outcome.cited)
+        # Closed with the call, so the HTTP stream is too (not later, by the event loop).
+        async with contextlib.aclosing(backend.consume(stream, outcome)) as events:
+            async for event in events:
+                yield event
+        self._run_id = outcome.run_id or self._run_id
+        self._files.update((k, v) for k, v in outcome.files.items() if k not in self._files)
+        if outcome.failed is not None:
+            self._ended = outcome.ended
+            yield outcome.failed
+            return
+        if outcome.calls:
+            yield CallsPending(tuple(FunctionCall(c.id, c.name, c.arguments) for c in outcome.calls))
+            return
+        self._ended = True
+        async for produced in backend.generated_files(self._files):
+            yield produced
+        yield Completed()
+
+    async def keep(self) -> bool:
+        return self._added
+
+    async def aclose(self) -> None:
+        if self._started and not self._ended:
+            # A run left waiting for tool outputs, or abandoned mid-stream (the Turn timed
+            # out), would block the thread until it expires; free it for the next Turn.
+            await self._backend.abandon(self._thread_id, self._run_id or self._outcome.run_id)
 
 
 # --------------------------------------------------------------------------- stream → RunEvents
