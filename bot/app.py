@@ -48,6 +48,7 @@ def make_backend(settings: Settings) -> Backend:
             instructions=settings.system_instructions(),
             code_interpreter=settings.code_interpreter,
             stale_run_s=settings.turn_timeout_seconds,
+            inline_image_max_px=settings.inline_image_max_px,
         )
     return ResponsesBackend(
         client,
@@ -55,6 +56,7 @@ def make_backend(settings: Settings) -> Backend:
         instructions=settings.system_instructions(),
         code_interpreter=settings.code_interpreter,
         store_days=settings.thread_ttl_days,
+        inline_image_max_px=settings.inline_image_max_px,
     )
 
 

@@ -184,7 +184,7 @@ class TurnRunner:
         for file, item in zip(local, attached, strict=True):
             if item.error:
                 problems.append(Rejected(item.name, item.error))
-            elif file.slack_file_id:
+            elif file.slack_file_id and item.remote_id:
                 await self._store.remember_file(key, file.slack_file_id, item.remote_id)
         if problems:
             lines = "\n".join(f"• *{neutralize(p.name)}*: {neutralize(p.reason)}" for p in problems)

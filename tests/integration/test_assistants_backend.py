@@ -302,7 +302,7 @@ async def test_data_files_are_refused_without_the_code_interpreter(
 ) -> None:
     plain = AssistantsBackend(client, assistant_id=assistant_id)
     _, [refused] = await plain.attach(binding, [local("sales.csv", b"a,b\n", "text/csv")])
-    assert refused == Attached("sales.csv", "", "", error=assistants_module.NO_CODE_INTERPRETER)
+    assert refused == Attached("sales.csv", "", "none", error=assistants_module.NO_CODE_INTERPRETER)
 
 
 async def test_upload_failure_is_reported_per_file(
