@@ -156,6 +156,10 @@ class TurnRunner:
             log.exception("turn crashed", extra=extra)
             with contextlib.suppress(Exception):
                 await reply.fail(f"Something went wrong on my side. {RETRY}")
+        if binding is None and reply.posted:
+            # Told to try again in a thread that has no conversation yet: the thread is the
+            # bot's all the same, so a plain reply there is answered.
+            await self._store.mark_spoken(key)
         return binding
 
     def _allowed_mentions(self, inputs: list[Inbound]) -> frozenset[str]:
