@@ -70,6 +70,8 @@ async def _check(settings: Settings) -> int:
             problems.append("redis: unreachable")
         backend_problems = await runtime.backend.check()
         problems.extend(f"{settings.backend}: {p}" for p in backend_problems)
+        for note in runtime.backend.notes():
+            print(f"{settings.backend}: {note}")
         if not backend_problems:
             if settings.backend == "assistants":
                 print(f"{settings.backend}: ok (assistant {settings.assistant_id})")

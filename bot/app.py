@@ -26,6 +26,7 @@ from bot.connections import make_openai, make_redis, make_slack_client, make_sla
 from bot.leases import Heartbeat
 from bot.queue import TurnQueue, Worker
 from bot.slack.files import SlackFiles
+from bot.slack.guard import RequestGuard
 from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
 from bot.store import Store
@@ -47,6 +48,7 @@ def make_backend(settings: Settings) -> Backend:
             instructions=settings.system_instructions(),
             code_interpreter=settings.code_interpreter,
             stale_run_s=settings.turn_timeout_seconds,
+            inline_image_max_px=settings.inline_image_max_px,
         )
     return ResponsesBackend(
         client,
@@ -54,6 +56,7 @@ def make_backend(settings: Settings) -> Backend:
         instructions=settings.system_instructions(),
         code_interpreter=settings.code_interpreter,
         store_days=settings.thread_ttl_days,
+        inline_image_max_px=settings.inline_image_max_px,
     )
 
 
@@ -146,6 +149,7 @@ class Runtime:
                     lease_ms=s.lease_seconds * 1000,
                     timeout_s=s.turn_timeout_seconds,
                     native_streaming=s.slack_streaming,
+                    allow_user_mentions=s.allow_user_mentions,
                 ),
             )
             self.worker = Worker(
@@ -162,7 +166,9 @@ class Runtime:
             await self._children.start()
         if self.serve_http:
             http_edge = self.bolt if (self.bolt is not None and not s.socket_mode) else None
-            self._site = web.AppRunner(build_web_app(http_edge, self.ready))
+            secret = s.slack_signing_secret
+            guard = RequestGuard(secret.get_secret_value()) if secret else None
+            self._site = web.AppRunner(build_web_app(http_edge, self.ready, guard))
             await self._site.setup()
             await web.TCPSite(self._site, s.host, s.port).start()
             mode = "socket mode" if s.socket_mode else "http"

@@ -209,6 +209,20 @@ class Settings(BaseSettings):
         description="Use Slack's native chat streaming; false → placeholder message updated ~1/s.",
     )
 
+    inline_image_max_px: int = Field(
+        2048,
+        alias="THREADBRIDGE_INLINE_IMAGE_MAX_PX",
+        ge=64,
+        description="On servers that refuse `vision` uploads, images go inline (base64), "
+        "scaled down to this many pixels on their longer side.",
+    )
+    allow_user_mentions: bool = Field(
+        False,
+        alias="THREADBRIDGE_ALLOW_USER_MENTIONS",
+        description="Answers may mention (ping) users mentioned in the messages they answer; "
+        "other mentions, @here/@channel and Slack link markup in answers are always neutralised.",
+    )
+
     @field_validator("file_kinds")
     @classmethod
     def _check_kinds(cls, value: str) -> str:

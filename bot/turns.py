@@ -33,6 +33,7 @@ from bot.inbound import Inbound, ThreadKey
 from bot.leases import Heartbeat
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory, ThreadView
+from bot.slack.markup import mentioned_users, neutralize
 from bot.slack.render import source_line
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
 from bot.store import Lease, Store
@@ -44,6 +45,7 @@ FILE_REACTION = "white_check_mark"
 
 KEPT = "Your message is saved in this thread's conversation; reply here to try again."
 NOT_KEPT = "I could not save your message, so please send it again in a minute."
+RETRY = "Reply here to try again."
 LOCKED_RETRIES = 3
 
 
@@ -54,6 +56,7 @@ class TurnSettings:
     lease_ms: int
     timeout_s: float
     native_streaming: bool = True
+    allow_user_mentions: bool = False
 
 
 class TurnRunner:
@@ -120,6 +123,7 @@ class TurnRunner:
             recipient_user_id=inputs[-1].user,
             native=self._settings.native_streaming,
             on_started=lambda ts: self._store.set_reply_in_flight(key, ts),
+            allowed_users=self._allowed_mentions(inputs),
         )
         await reply.status("is thinking…")
         try:
@@ -141,18 +145,28 @@ class TurnRunner:
         except TimeoutError:
             metrics.inc("turns_failed_total")
             log.warning("turn timed out after %ss", self._settings.timeout_s, extra=extra)
-            await reply.fail(f"The assistant took too long to answer. {KEPT}")
+            await reply.fail(f"The assistant took too long to answer. {RETRY}")
         except BackendError as exc:
             metrics.inc("turns_failed_total")
             log.warning("turn failed: %s", exc, extra=extra)
-            await reply.fail(f"{exc.user_message} {KEPT if exc.kept else NOT_KEPT}")
+            await reply.fail(f"{exc.user_message} {saved(exc.kept)}")
         except Exception:
             # Not retried: a message that breaks the bot must not loop through the queue forever.
             metrics.inc("turns_failed_total")
             log.exception("turn crashed", extra=extra)
             with contextlib.suppress(Exception):
-                await reply.fail(f"Something went wrong on my side. {KEPT}")
+                await reply.fail(f"Something went wrong on my side. {RETRY}")
+        if binding is None and reply.posted:
+            # Told to try again in a thread that has no conversation yet: the thread is the
+            # bot's all the same, so a plain reply there is answered.
+            await self._store.mark_spoken(key)
         return binding
+
+    def _allowed_mentions(self, inputs: list[Inbound]) -> frozenset[str]:
+        """Users the answer may mention: those the model was given, when the operator allows it."""
+        if not self._settings.allow_user_mentions:
+            return frozenset()
+        return mentioned_users(m.text for m in inputs)
 
     def _tool_context(self, key: ThreadKey, asker: Inbound) -> ToolContext:
         view = ThreadView(self._slack, self._history, key)
@@ -174,10 +188,10 @@ class TurnRunner:
         for file, item in zip(local, attached, strict=True):
             if item.error:
                 problems.append(Rejected(item.name, item.error))
-            elif file.slack_file_id:
+            elif file.slack_file_id and item.remote_id:
                 await self._store.remember_file(key, file.slack_file_id, item.remote_id)
         if problems:
-            lines = "\n".join(f"• *{p.name}*: {p.reason}" for p in problems)
+            lines = "\n".join(f"• *{neutralize(p.name)}*: {neutralize(p.reason)}" for p in problems)
             which = "this file" if len(problems) == 1 else f"{len(problems)} files"
             await post_note(self._slack, key, f"⚠️ I couldn't use {which}:\n{lines}")
         await self._acknowledge(key, inputs, [a for a in attached if not a.error])
@@ -196,7 +210,7 @@ class TurnRunner:
     async def _confirm_files_only(self, key: ThreadKey, attached: list[Attached]) -> None:
         """Files shared without a question need no model run, only a confirmation."""
         if attached:
-            names = ", ".join(a.name for a in attached)
+            names = ", ".join(neutralize(a.name) for a in attached)
             await post_note(
                 self._slack, key, f"📎 Added {names} to this thread's knowledge. Ask me about it."
             )
@@ -258,27 +272,41 @@ class TurnRunner:
         self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream
     ) -> None:
         sources: list[str] = []
-        async for event in self._backend.run(binding, request):
-            match event:
-                case TextDelta(text=text):
-                    await reply.append(text)
-                case Status(text=text):
-                    await reply.status(text)
-                case ToolCall(name=name, id=task_id, status=status, title=title):
-                    await reply.task(task_id or name, title or f"Using {name}", status)
-                case Citation(filename=name, url=url):
-                    sources.append(source_line(name, url))
-                case OutputFile(name=name, content=content):
-                    await reply.status(f"uploading {name}…")
-                    await self._files.upload(key, name=name, content=content)
-                case Completed():
-                    await reply.finish(sources)
-                    return
-                case Failed(message=message):
-                    await reply.fail(f"{message} {KEPT}")
-                    metrics.inc("turns_failed_total")
-                    return
-        await reply.fail(f"The assistant stopped without finishing. {KEPT}")
+        end: Completed | Failed | None = None
+        # Closed here, not by the event loop later: the backend's clean-up (keeping the user's
+        # items, cancelling a run) runs under the thread's lock, before the reply is finished.
+        async with contextlib.aclosing(self._backend.run(binding, request)) as events:
+            async for event in events:
+                match event:
+                    case TextDelta(text=text):
+                        await reply.append(text)
+                    case Status(text=text):
+                        await reply.status(text)
+                    case ToolCall(name=name, id=task_id, status=status, title=title):
+                        await reply.task(task_id or name, title or f"Using {name}", status)
+                    case Citation(filename=name, url=url):
+                        sources.append(source_line(name, url))
+                    case OutputFile(name=name, content=content):
+                        await reply.status(f"uploading {name}…")
+                        await self._files.upload(key, name=name, content=content)
+                    case Completed() | Failed():
+                        end = event
+                        break
+        match end:
+            case Completed():
+                await reply.finish(sources)
+            case Failed(message=message, kept=kept):
+                await reply.fail(f"{message} {saved(kept)}")
+                metrics.inc("turns_failed_total")
+            case None:
+                await reply.fail(f"The assistant stopped without finishing. {RETRY}")
+
+
+def saved(kept: bool | None) -> str:
+    """What the user is told about their message after a failure: only what is known."""
+    if kept is None:
+        return RETRY
+    return KEPT if kept else NOT_KEPT
 
 
 async def forget_file(store: Store, backend: Backend, team: str, slack_file_id: str) -> None:

@@ -9,15 +9,19 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot import metrics
+from bot.slack.guard import RequestGuard
 
 Ready = Callable[[], Awaitable[bool]]
 
 
-def build_web_app(bolt: AsyncApp | None, ready: Ready) -> web.Application:
+def build_web_app(bolt: AsyncApp | None, ready: Ready, guard: RequestGuard | None = None) -> web.Application:
     """Routes for one process; /slack/events only when this process is a Slack HTTP edge."""
 
     async def events(request: web.Request) -> web.Response:
-        assert bolt is not None
+        assert bolt is not None and guard is not None
+        verdict = guard.screen(await request.read(), request.headers)
+        if verdict is not None:
+            return web.Response(status=verdict.status, text=verdict.text)
         return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 
     async def healthz(_: web.Request) -> web.Response:

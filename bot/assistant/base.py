@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bot.attachments import LocalFile
 from bot.inbound import Inbound, ThreadKey
@@ -62,14 +62,19 @@ class Binding:
         )
 
 
+# How the model uses an attached file; "none" for one it could not take.
+Usage = Literal["file_search", "vision", "code_interpreter", "none"]
+
+
 @dataclass(frozen=True, slots=True)
 class Attached:
     """A file the backend accepted, and how the model will use it."""
 
     name: str
     remote_id: str
-    usage: str  # "file_search" | "vision" | "code_interpreter"
+    usage: Usage
     error: str = ""  # set when the server refused or failed to index it (safe to show)
+    data_url: str = ""  # an image sent inline, for servers that refuse vision uploads
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,8 @@ class Failed:
 
     message: str
     retryable: bool = True
+    # Whether this turn's user messages are in the server-side conversation (None: unknown).
+    kept: bool | None = None
 
 
 RunEvent = Status | TextDelta | Citation | OutputFile | ToolCall | ApprovalRequested | Completed | Failed
@@ -190,7 +197,9 @@ class Backend(Protocol):
 
     async def attach(self, binding: Binding, files: list[LocalFile]) -> tuple[Binding, list[Attached]]: ...
 
-    def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]: ...
+    def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
+        """The run's events; close it (contextlib.aclosing) so its clean-up runs in the Turn."""
+        ...
 
     async def forget_file(self, binding: Binding, remote_id: str) -> None: ...
 
@@ -199,5 +208,9 @@ class Backend(Protocol):
     async def annotate(self, binding: Binding, metadata: dict[str, str]) -> None: ...
 
     async def check(self) -> list[str]: ...
+
+    def notes(self) -> list[str]:
+        """How the bot adapts to this server (file purposes, images), for `threadbridge check`."""
+        ...
 
     async def aclose(self) -> None: ...

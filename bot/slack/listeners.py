@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import Enqueued, Inbound, InboundKind, ThreadKey
 from bot.slack.files import file_ref
+from bot.slack.guard import edge_middleware
 from bot.slack.render import FEEDBACK_ACTION
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Listeners:
         self._background: set[asyncio.Task[Any]] = set()
 
     def register(self, app: AsyncApp) -> None:
+        app.use(edge_middleware)
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home_opened)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.openai.files import COMPATIBLE_PURPOSES
 from tests.harness import ROOT
 
 SECRET = "xoxb-1234567890-very-secret-token"
@@ -120,3 +121,17 @@ async def test_run_with_a_refused_bot_token_exits_with_one_line_not_a_traceback(
     assert code == 1
     assert "could not start: Slack refused the credentials (invalid_auth)" in err
     assert "Traceback" not in err and wrong not in out + err
+
+
+async def test_check_reports_how_files_and_images_reach_the_server(
+    tmp_path: Path, bot_env_vars: dict[str, str], openai_emu: OpenAIEmulator
+) -> None:
+    openai_emu.models.append(bot_env_vars["OPENAI_MODEL"])
+    code, out, err = await _run(["check"], _clean_env(**bot_env_vars), tmp_path)
+    assert code == 0, out + err
+    assert "purpose 'assistants'" in out and "sent by file id" in out
+    assert not openai_emu.files, "the probe image was deleted"
+    openai_emu.file_purposes = COMPATIBLE_PURPOSES
+    code, out, err = await _run(["check"], _clean_env(**bot_env_vars), tmp_path)
+    assert code == 0, out + err
+    assert "refuses purpose 'vision'" in out and "inline" in out
