@@ -14,21 +14,29 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from slack_sdk.errors import SlackApiError
 
-from bot import logs
+from bot import logs, policy
 from bot.app import Runtime
 from bot.assistant.assistants import create_assistant
 from bot.assistant.base import BackendError
+from bot.assistant.tools import default_tools
 from bot.config import ConfigError, Settings, load_settings
+from bot.policy import PolicyError
 
 log = logging.getLogger("threadbridge")
 
 
 async def _serve(settings: Settings, *, edge: bool) -> int:
-    runtime = Runtime(settings, edge=edge, workers=settings.workers or not edge)
+    try:
+        runtime = Runtime(settings, edge=edge, workers=settings.workers or not edge)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            log.error("configuration error: %s", problem)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, runtime.policy.reload)
     try:
         await runtime.start()
     except SlackApiError as exc:
@@ -48,6 +56,14 @@ async def _serve(settings: Settings, *, edge: bool) -> int:
 
 
 async def _check(settings: Settings) -> int:
+    try:
+        policy.load(settings, default_tools().functions)
+        if settings.config_file is not None:
+            print(f"configuration file: ok ({settings.config_file})")
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(f"problem: {problem}")
+        return 1
     runtime = Runtime(settings, edge=False, workers=False)
     problems: list[str] = []
     try:

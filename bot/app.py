@@ -9,6 +9,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from openai import AsyncOpenAI, DefaultAioHttpClient
@@ -23,17 +24,22 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
+from bot.access import Gate
 from bot.assistant.assistants import AssistantsBackend
 from bot.assistant.base import Backend
 from bot.assistant.responses import ResponsesBackend
 from bot.assistant.tools import default_tools
 from bot.attachments import parse_kinds
+from bot.budgets import Budgets
 from bot.config import Settings
+from bot.policy import Policy
 from bot.queue import TurnQueue, Worker
+from bot.slack.directory import SlackDirectory
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
-from bot.store import Store
+from bot.store import GROUP, Store
 from bot.turns import TurnRunner, TurnSettings, close_thread, forget_file, record_feedback
 from bot.web import build_web_app
 
@@ -86,6 +92,7 @@ def make_backend(settings: Settings) -> Backend:
         instructions=settings.system_instructions(),
         code_interpreter=settings.code_interpreter,
         store_days=settings.thread_ttl_days,
+        max_output_tokens=settings.max_output_tokens,
     )
 
 
@@ -101,17 +108,23 @@ class Runtime:
     slack: AsyncWebClient = field(init=False)
     backend: Backend = field(init=False)
     files: SlackFiles = field(init=False)
+    policy: Policy = field(init=False)
+    budgets: Budgets = field(init=False)
     bolt: AsyncApp | None = field(init=False, default=None)
     worker: Worker | None = field(init=False, default=None)
     _site: web.AppRunner | None = field(init=False, default=None)
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _worker_task: asyncio.Task[None] | None = field(init=False, default=None)
+    _watch_task: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.redis = make_redis(s)
         self.store = Store(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.slack = make_slack_client(s)
+        # First: an invalid configuration file must stop start-up before anything opens.
+        self.policy = Policy(s, tool_names=default_tools().functions, directory=SlackDirectory(self.slack))
+        self.budgets = Budgets(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.backend = make_backend(s)
         self.files = SlackFiles(
             self.slack,
@@ -143,6 +156,8 @@ class Runtime:
                     timeout_s=s.turn_timeout_seconds,
                     native_streaming=s.slack_streaming,
                 ),
+                policy=self.policy,
+                budgets=self.budgets,
             )
             self.worker = Worker(
                 self.store,
@@ -154,7 +169,8 @@ class Runtime:
             await self.worker.ensure_group()
             self._worker_task = asyncio.create_task(self.worker.run())
         http_edge = self.bolt if (self.bolt is not None and not s.socket_mode) else None
-        self._site = web.AppRunner(build_web_app(http_edge, self.ready))
+        self._watch_task = asyncio.create_task(self.policy.watch())
+        self._site = web.AppRunner(build_web_app(http_edge, self.ready, self.scrape))
         await self._site.setup()
         await web.TCPSite(self._site, s.host, s.port).start()
         log.info("listening on %s:%s (%s)", s.host, s.port, "socket mode" if s.socket_mode else "http")
@@ -175,6 +191,7 @@ class Runtime:
             process_before_response=True,
             request_verification_enabled=not s.socket_mode,
         )
+        app.use(metrics.timed_ack)
         Listeners(
             TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit),
             on_file_deleted=lambda team, file_id: forget_file(self.store, self.backend, team, file_id),
@@ -182,6 +199,7 @@ class Runtime:
                 self.store, self.backend, self.slack, key, user, value
             ),
             on_thread_deleted=lambda key: close_thread(self.store, self.backend, key),
+            gate=Gate(self.policy, self.redis, prefix=s.redis_prefix),
         ).register(app)
         return app
 
@@ -190,6 +208,17 @@ class Runtime:
             return await self.store.ping()
         except (RedisError, OSError):
             return False
+
+    async def scrape(self) -> bytes:
+        """/metrics: the queue's depth is read from Redis now, the rest is this process's (or all)."""
+        try:
+            groups: list[dict[Any, Any]] = await self.redis.xinfo_groups(self.store.stream)
+            ours = next((g for g in groups if _text(g.get("name")) == GROUP), {})
+            metrics.gauge("queue_depth", int(ours.get("lag") or 0))
+            metrics.gauge("queue_pending", int(ours.get("pending") or 0))
+        except (RedisError, OSError):
+            log.warning("could not read the queue depth for /metrics")
+        return metrics.render(self.settings.prometheus_multiproc_dir)
 
     async def stop(self) -> None:
         """Stop taking work, let in-flight turns finish within the grace period, close clients."""
@@ -202,8 +231,15 @@ class Runtime:
             await self.worker.stop(self.settings.shutdown_grace_seconds)
         if self._worker_task is not None:
             await self._worker_task
+        if self._watch_task is not None:
+            self._watch_task.cancel()
         if self._site is not None:
             await self._site.cleanup()
+        metrics.process_exited(self.settings.prometheus_multiproc_dir)
         await self.files.aclose()
         await self.backend.aclose()
         await self.redis.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -38,9 +38,10 @@ from bot.assistant.base import (
     Status,
     TextDelta,
     ToolCall,
+    Usage,
 )
 from bot.assistant.errors import RETRY_LATER, translate
-from bot.assistant.tools import MAX_TOOL_ROUNDS, ToolSet
+from bot.assistant.tools import MAX_TOOL_ROUNDS
 from bot.attachments import FileKind, LocalFile
 from bot.inbound import ThreadKey
 
@@ -236,7 +237,7 @@ class AssistantsBackend:
         outcome = _Outcome(cited)
         started = False
         try:
-            stream = await self._unblocked(thread_id, lambda: self._start(thread_id, request.tools, extra))
+            stream = await self._unblocked(thread_id, lambda: self._start(thread_id, request, extra))
             started = True
             for round_no in range(1, MAX_TOOL_ROUNDS + 1):
                 outcome = _Outcome(cited)
@@ -247,6 +248,8 @@ class AssistantsBackend:
                 files.update((k, v) for k, v in outcome.files.items() if k not in files)
                 if outcome.failed is not None:
                     ended = outcome.ended
+                    for spent in outcome.usage:
+                        yield spent
                     yield outcome.failed
                     return
                 if not outcome.calls:
@@ -284,8 +287,9 @@ class AssistantsBackend:
             self._posted.popitem(last=False)
 
     def _start(
-        self, thread_id: str, tools: ToolSet, extra: str | None
+        self, thread_id: str, request: RunRequest, extra: str | None
     ) -> Awaitable[AsyncStream[AssistantStreamEvent]]:
+        tools = request.tools
         schemas: list[dict[str, Any]] = tools.assistant_schemas()
         if tools.file_search:
             schemas.append({"type": "file_search"})
@@ -297,7 +301,10 @@ class AssistantsBackend:
             return self._client.beta.threads.runs.create(
                 thread_id,
                 assistant_id=self._assistant_id,
-                additional_instructions=extra if extra else openai.omit,
+                # A channel's own instructions replace the assistant's; the bot's are added to them.
+                instructions=request.instructions or openai.omit,
+                additional_instructions=extra if extra and not request.instructions else openai.omit,
+                model=request.model or openai.omit,
                 tools=cast("list[AssistantToolParam]", schemas),
                 stream=True,
             )
@@ -531,6 +538,7 @@ class _Outcome:
         self.files: dict[str, _Output] = {}
         self.cited = cited
         self.failed: Failed | None = None
+        self.usage: list[RunEvent] = []  # what a failed run still cost
         self.ended = False
         self._waiting = False
         self._announced: set[tuple[str, int]] = set()
@@ -558,9 +566,10 @@ class _Outcome:
             return []
         if kind == "thread.run.completed":
             self.ended = True
-            return []
+            return [*_usage(data)]
         if kind in RUN_ENDINGS:
             self.ended = True
+            self.usage = _usage(data)
             error = getattr(data, "last_error", None)
             detail = getattr(error, "message", "") or getattr(data, "incomplete_details", None) or kind
             log.warning("run %s ended as %s: %s", self.run_id, kind, detail)
@@ -652,6 +661,21 @@ class _Outcome:
         found = self.files.setdefault(file_id, _Output(name, image))
         found.image = found.image or image
         found.name = found.name or name
+
+
+def _usage(run: Any) -> list[RunEvent]:
+    usage = getattr(run, "usage", None)
+    if usage is None:
+        return []
+    details = getattr(usage, "prompt_token_details", None)
+    return [
+        Usage(
+            model=str(getattr(run, "model", "") or ""),
+            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cached_tokens=int(getattr(details, "cached_tokens", 0) or 0),
+        )
+    ]
 
 
 def _messages(request: RunRequest) -> list[tuple[str, dict[str, Any]]]:

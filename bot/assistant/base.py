@@ -100,6 +100,16 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model call used (a turn with tool rounds reports one per call)."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Completed:
     text: str = ""
 
@@ -112,7 +122,7 @@ class Failed:
     retryable: bool = True
 
 
-RunEvent = Status | TextDelta | Citation | OutputFile | ToolCall | Completed | Failed
+RunEvent = Status | TextDelta | Citation | OutputFile | ToolCall | Usage | Completed | Failed
 
 
 class BackendError(Exception):
@@ -142,6 +152,11 @@ class RunRequest:
     tools: ToolSet
     attached: tuple[Attached, ...] = ()
     seed: tuple[str, ...] = field(default=())
+    # The channel's configuration; empty means the backend's own default.
+    model: str = ""
+    instructions: str = ""
+    # A salted hash of the Slack user, never the raw id (OpenAI's abuse detection per end user).
+    safety_identifier: str = ""
 
 
 class Backend(Protocol):

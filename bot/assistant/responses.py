@@ -30,6 +30,7 @@ from bot.assistant.base import (
     Status,
     TextDelta,
     ToolCall,
+    Usage,
 )
 from bot.assistant.capabilities import Capabilities
 from bot.assistant.errors import translate
@@ -54,8 +55,10 @@ class ResponsesBackend:
         capabilities: Capabilities | None = None,
         code_interpreter: bool = False,
         store_days: int = 90,
+        max_output_tokens: int | None = None,
     ) -> None:
         self._client = client
+        self._max_output_tokens = max_output_tokens
         self._model = model
         self._instructions = instructions
         self._code_interpreter = code_interpreter
@@ -175,6 +178,8 @@ class ResponsesBackend:
                 async for event in self._respond(binding, request, pending, outcome):
                     yield event
                 if outcome.failed is not None:
+                    for spent in outcome.usage:
+                        yield spent
                     yield outcome.failed
                     return
                 delivered = True
@@ -238,7 +243,7 @@ class ResponsesBackend:
     ) -> AsyncIterator[RunEvent]:
         """One streamed `responses.create`, retried once without an option the server refused."""
         while True:
-            params = self._params(binding, request.tools, items)
+            params = self._params(binding, request.tools, items) | self._turn_params(binding, request)
             try:
                 stream = await self._client.responses.create(**params)
             except openai.BadRequestError as exc:
@@ -263,6 +268,19 @@ class ResponsesBackend:
                 outcome.reset()
                 continue
             return
+
+    def _turn_params(self, binding: Binding, request: RunRequest) -> dict[str, Any]:
+        """The channel's model and instructions, and what keeps cost and abuse per user in check."""
+        params: dict[str, Any] = {"prompt_cache_key": binding.conversation_id}
+        if request.model:
+            params["model"] = request.model
+        if request.instructions:
+            params["instructions"] = request.instructions
+        if request.safety_identifier:
+            params["safety_identifier"] = request.safety_identifier
+        if self._max_output_tokens:
+            params["max_output_tokens"] = self._max_output_tokens
+        return params
 
     def _params(self, binding: Binding, tools: ToolSet, items: list[dict[str, Any]]) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -298,6 +316,7 @@ class _Outcome:
         self.calls: list[dict[str, str]] = []
         self.failed: Failed | None = None
         self.failed_raw: str = ""
+        self.usage: list[RunEvent] = []  # what a failed response still cost
         self.container_files: list[tuple[str, str, str]] = []
         self._streamed = False
         self._cited: set[str] = set()
@@ -317,8 +336,9 @@ class _Outcome:
                 return [Status(f"calling {event.item.name}…")]
             return []
         if kind == "response.completed":
-            return self._completed(event.response)
+            return _usage(event.response) + self._completed(event.response)
         if kind in ("response.failed", "response.incomplete"):
+            self.usage = _usage(event.response)
             error = getattr(event.response, "error", None)
             detail = getattr(error, "message", "") or kind
             self.failed_raw = f"{getattr(error, 'code', '')} {detail}"
@@ -368,6 +388,21 @@ class _Outcome:
                     self._cited.add(name)
                     events.append(Citation(name, getattr(ann, "file_id", "")))
         return events
+
+
+def _usage(response: Any) -> list[RunEvent]:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return []
+    details = getattr(usage, "input_tokens_details", None)
+    return [
+        Usage(
+            model=str(getattr(response, "model", "") or ""),
+            input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+            cached_tokens=int(getattr(details, "cached_tokens", 0) or 0),
+        )
+    ]
 
 
 def _user_items(request: RunRequest) -> list[dict[str, Any]]:
