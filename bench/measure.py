@@ -44,8 +44,9 @@ class Measured:
     trouble_lines: int
     cpu_s: float
     deltas_per_reply: int
-    rss_before_kb: int
-    peak_rss_kb: int
+    rss_before_kb: int  # all of the bot's processes together, before the load
+    peak_rss_kb: int  # the largest process's high-water mark
+    total_peak_rss_kb: int  # all processes' high-water marks together
     peak_concurrent_turns: int
     elapsed_s: float
     throughput: float
@@ -61,7 +62,7 @@ class Measured:
 
     @property
     def kb_per_concurrent_turn(self) -> float:
-        return (self.peak_rss_kb - self.rss_before_kb) / max(1, self.peak_concurrent_turns)
+        return (self.total_peak_rss_kb - self.rss_before_kb) / max(1, self.peak_concurrent_turns)
 
     def as_dict(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -120,6 +121,7 @@ def measure_load(
     cpu_s: float,
     rss_before_kb: int,
     peak_rss_kb: int,
+    total_peak_rss_kb: int,
     elapsed_s: float,
     connections: dict[str, int],
     logs: str,
@@ -168,6 +170,7 @@ def measure_load(
         deltas_per_reply=len(expected.split()),
         rss_before_kb=rss_before_kb,
         peak_rss_kb=peak_rss_kb,
+        total_peak_rss_kb=total_peak_rss_kb,
         peak_concurrent_turns=_peak_overlap(intervals),
         elapsed_s=elapsed_s,
         throughput=answered / elapsed_s if elapsed_s else 0.0,

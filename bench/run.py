@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import Measured, measure_load
-from bench.procstat import connections, cpu_seconds, peak_rss_kb, rss_kb
+from bench.procstat import connections, cpu_seconds, peak_rss_kb, rss_kb, with_children
 from bench.report import print_table
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import EventSender, SlackEmulator
@@ -80,7 +80,7 @@ class Bots:
 
     @property
     def pids(self) -> list[int]:
-        return [p.process.pid for p in self.procs if p.process is not None]
+        return with_children([p.process.pid for p in self.procs if p.process is not None])
 
     def log_text(self) -> str:
         return "\n".join(p.logs() for p in self.procs)
@@ -170,7 +170,7 @@ async def run_load(load: Load, workers: int) -> Measured:
             done.set()
             await sampler
             cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
-            peak_rss = max(peak_rss_kb(pid) for pid in pids)
+            peaks = [peak_rss_kb(pid) for pid in pids]
             return measure_load(
                 slack=slack,
                 openai_emu=openai_emu,
@@ -181,7 +181,8 @@ async def run_load(load: Load, workers: int) -> Measured:
                 expected=expected_text(load.deltas),
                 cpu_s=cpu,
                 rss_before_kb=rss_before,
-                peak_rss_kb=peak_rss,
+                peak_rss_kb=max(peaks),
+                total_peak_rss_kb=sum(peaks),
                 elapsed_s=finished - started,
                 connections=peak,
                 logs=bots.log_text(),

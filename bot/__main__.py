@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import openai
+import uvloop
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from slack_sdk.errors import SlackApiError
@@ -25,9 +26,17 @@ from bot.policy import PolicyError
 log = logging.getLogger("threadbridge")
 
 
-async def _serve(settings: Settings, *, edge: bool) -> int:
+def _runtime(settings: Settings, command: str, *, serve_http: bool) -> Runtime:
+    if command == "worker":
+        return Runtime(settings, edge=False, workers=True, serve_http=serve_http)
+    # Worker processes share state through Redis only; the embedded one lives in this process.
+    children = settings.worker_processes if settings.workers and settings.redis_url else 0
+    return Runtime(settings, edge=True, workers=settings.workers and not children, child_workers=children)
+
+
+async def _serve(settings: Settings, command: str, *, serve_http: bool) -> int:
     try:
-        runtime = Runtime(settings, edge=edge, workers=settings.workers or not edge)
+        runtime = _runtime(settings, command, serve_http=serve_http)
     except PolicyError as exc:
         for problem in exc.problems:
             log.error("configuration error: %s", problem)
@@ -36,7 +45,7 @@ async def _serve(settings: Settings, *, edge: bool) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, runtime.policy.reload)
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload)
     try:
         await runtime.start()
     except SlackApiError as exc:
@@ -84,6 +93,7 @@ async def _check(settings: Settings) -> int:
                 print(f"{settings.backend}: ok (model {settings.openai_model})")
     finally:
         await runtime.backend.aclose()
+        await runtime.slack_session.close()
         await runtime.redis.aclose()
     for problem in problems:
         print(f"problem: {problem}")
@@ -161,8 +171,11 @@ def _assistant_command() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="threadbridge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="Slack edge (HTTP or Socket Mode) plus in-process workers")
-    sub.add_parser("worker", help="workers only: run turns queued in Redis")
+    sub.add_parser("run", help="Slack edge (HTTP or Socket Mode) plus the worker processes it supervises")
+    worker = sub.add_parser("worker", help="workers only: run turns queued in Redis")
+    worker.add_argument(
+        "--no-http", action="store_true", help="serve no /healthz or /metrics (as `run`'s workers do)"
+    )
     sub.add_parser("check", help="check configuration, Slack, Redis and the assistant server")
     assistant = sub.add_parser("assistant", help="manage the assistant of the `assistants` backend")
     actions = assistant.add_subparsers(dest="action", required=True)
@@ -180,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_format, settings.log_level)
     if args.command == "check":
         return asyncio.run(_check(settings))
-    return asyncio.run(_serve(settings, edge=args.command == "run"))
+    serve_http = not getattr(args, "no_http", False)
+    # uvloop: the same asyncio API with a faster loop and I/O, which every ack and turn crosses.
+    return uvloop.run(_serve(settings, args.command, serve_http=serve_http))
 
 
 if __name__ == "__main__":

@@ -6,22 +6,17 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-from openai import AsyncOpenAI, DefaultAioHttpClient
+from aiohttp import ClientSession, web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
@@ -33,6 +28,8 @@ from bot.assistant.tools import default_tools
 from bot.attachments import parse_kinds
 from bot.budgets import Budgets
 from bot.config import Settings
+from bot.connections import make_openai, make_redis, make_slack_client, make_slack_session
+from bot.leases import Heartbeat
 from bot.policy import Policy
 from bot.queue import TurnQueue, Worker
 from bot.slack.directory import SlackDirectory
@@ -40,43 +37,15 @@ from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
 from bot.store import GROUP, Store
+from bot.supervisor import WorkerProcesses
 from bot.turns import TurnRunner, TurnSettings, close_thread, forget_file, record_feedback
 from bot.web import build_web_app
 
 log = logging.getLogger(__name__)
 
 
-def make_redis(settings: Settings) -> Redis:
-    if settings.redis_url:
-        return Redis.from_url(settings.redis_url, health_check_interval=30)
-    import fakeredis
-
-    log.warning(
-        "REDIS_URL is not set: using an in-process Redis. All thread state is LOST when this "
-        "process exits and cannot be shared with other processes. Set REDIS_URL in production."
-    )
-    return fakeredis.FakeAsyncRedis()
-
-
-def make_slack_client(settings: Settings) -> AsyncWebClient:
-    return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
-
-
 def make_backend(settings: Settings) -> Backend:
-    client = AsyncOpenAI(
-        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
-        base_url=settings.openai_base_url,
-        http_client=DefaultAioHttpClient(),
-        max_retries=3,
-    )
+    client = make_openai(settings)
     if settings.backend == "assistants":
         assert settings.assistant_id, "Settings requires ASSISTANT_ID for the assistants backend"
         return AssistantsBackend(
@@ -102,27 +71,32 @@ class Runtime:
 
     settings: Settings
     edge: bool = True
-    workers: bool = True
+    workers: bool = True  # run turns in this process
+    child_workers: int = 0  # worker processes to start and supervise beside the edge
+    serve_http: bool = True  # /healthz, /readyz, /metrics (and /slack/events on an HTTP edge)
     redis: Redis = field(init=False)
     store: Store = field(init=False)
     slack: AsyncWebClient = field(init=False)
+    slack_session: ClientSession = field(init=False)
     backend: Backend = field(init=False)
     files: SlackFiles = field(init=False)
     policy: Policy = field(init=False)
     budgets: Budgets = field(init=False)
     bolt: AsyncApp | None = field(init=False, default=None)
     worker: Worker | None = field(init=False, default=None)
+    heartbeat: Heartbeat | None = field(init=False, default=None)
     _site: web.AppRunner | None = field(init=False, default=None)
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _worker_task: asyncio.Task[None] | None = field(init=False, default=None)
     _watch_task: asyncio.Task[None] | None = field(init=False, default=None)
+    _children: WorkerProcesses | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.redis = make_redis(s)
         self.store = Store(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
-        self.slack = make_slack_client(s)
-        # First: an invalid configuration file must stop start-up before anything opens.
+        self.slack_session = make_slack_session(s)
+        self.slack = make_slack_client(s, self.slack_session)
         self.policy = Policy(s, tool_names=default_tools().functions, directory=SlackDirectory(self.slack))
         self.budgets = Budgets(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.backend = make_backend(s)
@@ -142,7 +116,9 @@ class Runtime:
             self.bolt = self._bolt()
         if self.workers:
             consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            self.heartbeat = Heartbeat(self.store, lease_ms=s.lease_seconds * 1000, consumer=consumer)
             runner = TurnRunner(
+                heartbeat=self.heartbeat,
                 store=self.store,
                 backend=self.backend,
                 slack=self.slack,
@@ -168,12 +144,17 @@ class Runtime:
             )
             await self.worker.ensure_group()
             self._worker_task = asyncio.create_task(self.worker.run())
-        http_edge = self.bolt if (self.bolt is not None and not s.socket_mode) else None
         self._watch_task = asyncio.create_task(self.policy.watch())
-        self._site = web.AppRunner(build_web_app(http_edge, self.ready, self.scrape))
-        await self._site.setup()
-        await web.TCPSite(self._site, s.host, s.port).start()
-        log.info("listening on %s:%s (%s)", s.host, s.port, "socket mode" if s.socket_mode else "http")
+        if self.child_workers:
+            self._children = WorkerProcesses(self.child_workers)
+            await self._children.start()
+        if self.serve_http:
+            http_edge = self.bolt if (self.bolt is not None and not s.socket_mode) else None
+            self._site = web.AppRunner(build_web_app(http_edge, self.ready, self.scrape))
+            await self._site.setup()
+            await web.TCPSite(self._site, s.host, s.port).start()
+            mode = "socket mode" if s.socket_mode else "http"
+            log.info("listening on %s:%s (%s)", s.host, s.port, mode)
         if self.bolt is not None and s.socket_mode:
             assert s.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(self.bolt, s.slack_app_token.get_secret_value())
@@ -209,6 +190,12 @@ class Runtime:
         except (RedisError, OSError):
             return False
 
+    def reload(self) -> None:
+        """SIGHUP: this process reloads its configuration file, and so do its worker processes."""
+        self.policy.reload()
+        if self._children is not None:
+            self._children.signal(signal.SIGHUP)
+
     async def scrape(self) -> bytes:
         """/metrics: the queue's depth is read from Redis now, the rest is this process's (or all)."""
         try:
@@ -227,10 +214,14 @@ class Runtime:
             # (10 s), taking events again mid-shutdown, and leaves its HTTP session open.
             with contextlib.suppress(Exception):
                 await self._socket.close_async()
+        if self._children is not None:
+            await self._children.stop(self.settings.shutdown_grace_seconds)
         if self.worker is not None:
             await self.worker.stop(self.settings.shutdown_grace_seconds)
         if self._worker_task is not None:
             await self._worker_task
+        if self.heartbeat is not None:
+            await self.heartbeat.aclose()
         if self._watch_task is not None:
             self._watch_task.cancel()
         if self._site is not None:
@@ -238,6 +229,7 @@ class Runtime:
         metrics.process_exited(self.settings.prometheus_multiproc_dir)
         await self.files.aclose()
         await self.backend.aclose()
+        await self.slack_session.close()
         await self.redis.aclose()
 
 

@@ -71,6 +71,24 @@ class Settings(BaseSettings):
         description="Redis URL (redis://, rediss://, unix://); unset → embedded, state lost on exit.",
     )
     redis_prefix: str = Field("tb:", alias="THREADBRIDGE_REDIS_PREFIX", description="Redis key prefix.")
+    redis_pool_size: int = Field(
+        50,
+        alias="THREADBRIDGE_REDIS_POOL_SIZE",
+        ge=2,
+        description="Redis connections per process; when all are busy, callers wait (logged).",
+    )
+    redis_pool_timeout_seconds: float = Field(
+        10.0,
+        alias="THREADBRIDGE_REDIS_POOL_TIMEOUT_SECONDS",
+        gt=0,
+        description="Longest wait for a free pooled Redis connection before the step fails and is retried.",
+    )
+    slack_max_connections: int = Field(
+        64,
+        alias="THREADBRIDGE_SLACK_MAX_CONNECTIONS",
+        ge=1,
+        description="Keep-alive connections to the Slack Web API per process.",
+    )
     thread_ttl_days: int = Field(
         90,
         alias="THREADBRIDGE_THREAD_TTL_DAYS",
@@ -109,6 +127,15 @@ class Settings(BaseSettings):
         True,
         alias="THREADBRIDGE_WORKERS",
         description="`run` also works turns in-process; false → Slack edge only.",
+    )
+    worker_processes: int = Field(
+        1,
+        alias="THREADBRIDGE_WORKER_PROCESSES",
+        ge=0,
+        description=(
+            "Worker processes `run` starts beside its Slack edge (restarted if they exit); "
+            "0 → turns run in the edge's own process (always so without REDIS_URL)."
+        ),
     )
     turn_timeout_seconds: int = Field(
         300,

@@ -58,13 +58,23 @@ redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
 return {0, {}, {}}
 """
 
-# Runner heartbeat: extend the lock and reset the stream entry's idle time, so XAUTOCLAIM
-# only ever takes the work of a worker that stopped beating.
+# Runner heartbeat, for every lease a process holds in one step: extend each lock still ours
+# and reset its stream entry's idle time, so XAUTOCLAIM only ever takes the work of a worker
+# that stopped beating. KEYS = stream, lock…; ARGV = lease_ms, group, consumer, (token, entry)….
+# Returns 1/0 per lock (still held / lost).
 _EXTEND = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[4], 0, ARGV[5], 'JUSTID')
-return 1
+local held = {}
+for i = 2, #KEYS do
+  local token, entry = ARGV[2 * i], ARGV[2 * i + 1]
+  if redis.call('GET', KEYS[i]) == token then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, entry, 'JUSTID')
+    held[#held + 1] = 1
+  else
+    held[#held + 1] = 0
+  end
+end
+return held
 """
 
 # After a Turn: drop the messages it answered, mark them done, forget the reply in flight,
@@ -93,6 +103,15 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A thread lock this process holds while it runs the thread's turns."""
+
+    key: ThreadKey
+    token: str
+    entry_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +211,15 @@ class Store:
         interrupted = _text(reply[0]) if reply else ""
         return Claim(int(status), [Inbound.from_json(i) for i in inbox], _binding(_pairs(raw)), interrupted)
 
-    async def extend(self, key: ThreadKey, token: str, lease_ms: int, consumer: str, entry_id: str) -> bool:
-        ok = await self._extend(
-            keys=[self.lock_key(key), self.stream],
-            args=[token, lease_ms, GROUP, consumer, entry_id],
-        )
-        return bool(ok)
+    async def extend(self, leases: Sequence[Lease], lease_ms: int, consumer: str) -> list[bool]:
+        """Extend many held leases in one round trip; says which are still ours."""
+        if not leases:
+            return []
+        args: list[str | int] = [lease_ms, GROUP, consumer]
+        for lease in leases:
+            args += [lease.token, lease.entry_id]
+        held = await self._extend(keys=[self.stream, *(self.lock_key(x.key) for x in leases)], args=args)
+        return [bool(h) for h in held]
 
     async def finish(
         self,

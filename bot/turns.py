@@ -35,12 +35,13 @@ from bot.assistant.tools import ToolSet
 from bot.attachments import FileKind, Rejected
 from bot.budgets import Budgets
 from bot.inbound import Inbound, ThreadKey
+from bot.leases import Heartbeat
 from bot.policy import ChannelSettings, Policy, PolicyConfig, narrow_tools
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory
 from bot.slack.notices import tell_privately
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
-from bot.store import Store
+from bot.store import Lease, Store
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,11 @@ class TurnRunner:
         files: SlackFiles,
         tools: ToolSet,
         settings: TurnSettings,
+        heartbeat: Heartbeat,
         policy: Policy | None = None,
         budgets: Budgets | None = None,
     ) -> None:
+        self._heartbeat = heartbeat
         self._store = store
         self._backend = backend
         self._slack = slack
@@ -93,39 +96,22 @@ class TurnRunner:
         claim = await self._store.claim(entry_id, payload, key, token, self._settings.lease_ms)
         if claim.status != 1:
             return
-        heartbeat = asyncio.create_task(self._beat(key, token, entry_id))
         try:
-            inbox, binding, interrupted = claim.inbox, claim.binding, claim.interrupted_reply
-            while inbox:
-                binding = await self.turn(key, inbox, binding, interrupted)
-                interrupted = ""
-                released, inbox = await self._store.finish(
-                    key, inbox, token, entry_id, self._settings.lease_ms
-                )
-                if released < 0:
-                    log.warning("lost the lock of %s mid-turn", key, extra={"thread_key": str(key)})
+            async with self._heartbeat.hold(Lease(key, token, entry_id)):
+                inbox, binding, interrupted = claim.inbox, claim.binding, claim.interrupted_reply
+                while inbox:
+                    binding = await self.turn(key, inbox, binding, interrupted)
+                    interrupted = ""
+                    released, inbox = await self._store.finish(
+                        key, inbox, token, entry_id, self._settings.lease_ms
+                    )
+                    if released < 0:
+                        log.warning("lost the lock of %s mid-turn", key, extra={"thread_key": str(key)})
         except BaseException:
             # Shutdown or a Redis failure: leave the entry pending so another worker resumes it.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._store.release(key, token))
             raise
-        finally:
-            heartbeat.cancel()
-
-    async def _beat(self, key: ThreadKey, token: str, entry_id: str) -> None:
-        interval = self._settings.lease_ms / 3000
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                held = await self._store.extend(
-                    key, token, self._settings.lease_ms, self._settings.consumer, entry_id
-                )
-            except Exception as exc:
-                log.warning("lease extension failed for %s: %s", key, type(exc).__name__)
-                continue
-            if not held:
-                log.warning("lease of %s lapsed", key, extra={"thread_key": str(key)})
-                return
 
     async def turn(
         self, key: ThreadKey, inbox: list[Inbound], binding: Binding | None, interrupted: str = ""

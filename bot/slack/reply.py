@@ -22,9 +22,12 @@ from bot.slack.render import MessageSplitter, feedback_block, footnotes, markdow
 log = logging.getLogger(__name__)
 
 UPDATE_INTERVAL_S = 1.0
-# One stream call carries at most 12,000 chars of markdown; the SDK sends its whole buffer at once.
+# Streamed text goes out at most about once a second (or sooner when this much is waiting):
+# the first words at once, then batched, so a long answer costs a few calls, not hundreds
+# (chat.appendStream is rate-limited per workspace), and still reads as it is written.
+STREAM_INTERVAL_S = 1.0
+# One stream call carries at most 12,000 chars of markdown.
 STREAM_CHUNK = 4_000
-STREAM_BUFFER = 200
 
 OnStarted = Callable[[str], Awaitable[None]]
 Blocks = Sequence[dict[str, object]]
@@ -55,6 +58,7 @@ class ReplyStream:
         self._stream: AsyncChatStream | None = None
         self._ts: str | None = None  # the message currently being written
         self._text = ""
+        self._pending = ""  # streamed text not yet sent to Slack
         self._last_update = 0.0
         self._dirty = False
         self.posted: list[str] = []
@@ -103,12 +107,18 @@ class ReplyStream:
 
     async def _write(self, text: str) -> None:
         self._text += text
-        if self._native and await self._stream_append(text):
-            return
+        if self._native:
+            self._pending += text
+            due = time.monotonic() - self._last_update >= STREAM_INTERVAL_S
+            if self._stream is not None and not due and len(self._pending) < STREAM_CHUNK:
+                return
+            if await self._stream_append():
+                return
         await self._placeholder_update()
 
-    async def _stream_append(self, text: str) -> bool:
-        """Append via native streaming; False (and fall back for good) when Slack refuses it."""
+    async def _stream_append(self) -> bool:
+        """Send the pending text via native streaming; False (and fall back for good) when
+        Slack refuses to start a stream."""
         try:
             if self._stream is None:
                 self._stream = await self._client.chat_stream(
@@ -116,11 +126,13 @@ class ReplyStream:
                     thread_ts=self._key.thread_ts,
                     recipient_team_id=self._key.team_id,
                     recipient_user_id=self._recipient,
-                    buffer_size=STREAM_BUFFER,
+                    buffer_size=1,  # the batching is ours (above): every append is sent
                 )
+            text, self._pending = self._pending, ""
             for i in range(0, len(text), STREAM_CHUNK):
                 await self._stream.append(markdown_text=text[i : i + STREAM_CHUNK])
                 await self._note_stream_ts()
+            self._last_update = time.monotonic()
             return True
         except SlackApiError as exc:
             if self._stream is not None and self._stream.ts is not None:
@@ -128,6 +140,7 @@ class ReplyStream:
             log.info("native streaming refused (%s); using message updates", exc.response.get("error"))
             self._native = False
             self._stream = None
+            self._pending = ""
             return False
 
     async def _note_stream_ts(self) -> None:
@@ -164,8 +177,11 @@ class ReplyStream:
     async def _close_message(self, tail: str, *, extra_blocks: Blocks = ()) -> None:
         """Finish the message being written (adding `tail`); the next write starts a new one."""
         if self._stream is not None:
+            pending, self._pending = self._pending, ""
             try:
-                await self._stream.stop(markdown_text=tail or None, blocks=list(extra_blocks) or None)
+                await self._stream.stop(
+                    markdown_text=(pending + tail) or None, blocks=list(extra_blocks) or None
+                )
                 await self._note_stream_ts()
             except SlackApiError as exc:
                 if self._stream.ts is not None:
@@ -181,6 +197,7 @@ class ReplyStream:
         self._stream = None
         self._ts = None
         self._text = ""
+        self._last_update = 0.0
 
     async def _post_final(self, markdown: str, extra_blocks: Blocks = ()) -> None:
         self.posted.append(await post_note(self._client, self._key, markdown, extra_blocks))

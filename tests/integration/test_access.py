@@ -24,7 +24,7 @@ async def _refused_once(
     user: str = "U0ALICE",
     channel: str = CHANNEL,
 ) -> dict:
-    """A mention with a file from `user`: returns the one note the bot gave, after checking it did nothing else."""
+    """A mention with a file from `user`: the one note the bot gave, once sure it did nothing else."""
     bot = await start_in_process(slack, env)
     try:
         report = slack.host_file("report.txt", b"numbers\n", mimetype="text/plain", filetype="text")
@@ -106,7 +106,7 @@ async def test_allowed_user_is_answered_beside_a_denied_one(
 async def test_slack_connect_user_is_refused_by_default(
     slack: SlackEmulator, openai_emu: OpenAIEmulator, bot: BotUnderTest
 ) -> None:
-    ts, events = slack.user_says(CHANNEL, user="U0ALICE", text=f"{BOT} hello from another org")
+    _, events = slack.user_says(CHANNEL, user="U0ALICE", text=f"{BOT} hello from another org")
     for event in events:
         event["user_team"] = "T0PARTNER"
         envelope = bot.events.envelope(event)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from redis.asyncio import Redis
 
 from bot.assistant.base import Binding
 from bot.inbound import Enqueued, Inbound, ThreadKey
-from bot.store import GROUP, Store
+from bot.store import GROUP, Lease, Store
 
 KEY = ThreadKey("T1", "C1", "100.000001")
 
@@ -90,9 +92,23 @@ async def test_extend_only_by_the_holder(redis_client: Redis, prefix: str) -> No
     await store.enqueue(_msg("100.000002"), maxlen=1000, flood_limit=100)
     [(e1, p1)] = await _queued(store)
     await store.claim(e1, p1, KEY, "tok1", 1_000)
-    assert await store.extend(KEY, "tok1", 60_000, "c1", e1)
+    assert await store.extend([Lease(KEY, "tok1", e1)], 60_000, "c1") == [True]
     assert await redis_client.pttl(store.lock_key(KEY)) > 30_000
-    assert not await store.extend(KEY, "intruder", 60_000, "c1", e1)
+    assert await store.extend([Lease(KEY, "intruder", e1)], 60_000, "c1") == [False]
+
+
+async def test_extend_many_leases_in_one_step_says_which_are_lost(redis_client: Redis, prefix: str) -> None:
+    store = Store(redis_client, prefix=prefix)
+    other = ThreadKey(KEY.team_id, KEY.channel_id, "200.000001")
+    await store.enqueue(_msg("100.000002"), maxlen=1000, flood_limit=100)
+    await store.enqueue(replace(_msg("200.000001"), key=other), maxlen=1000, flood_limit=100)
+    [(e1, p1), (e2, p2)] = await _queued(store)
+    await store.claim(e1, p1, KEY, "tok1", 1_000)
+    await store.claim(e2, p2, other, "tok2", 1_000)
+    await redis_client.delete(store.lock_key(other))  # that lease lapsed meanwhile
+    held = await store.extend([Lease(KEY, "tok1", e1), Lease(other, "tok2", e2)], 60_000, "c1")
+    assert held == [True, False]
+    assert await redis_client.pttl(store.lock_key(KEY)) > 30_000
 
 
 async def test_finish_refreshes_binding_ttl(redis_client: Redis, prefix: str) -> None:

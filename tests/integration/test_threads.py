@@ -171,6 +171,8 @@ async def test_fallback_to_message_updates_when_streaming_is_refused(
 ) -> None:
     slack.streaming_enabled = False
     ts = await bot.say(CHANNEL, f"{BOT} no streams here")
+    # The placeholder is posted with the first words and then updated to the whole answer.
+    await slack.wait_for(lambda: slack.calls_to("chat.update"), what="the placeholder's final update")
     [reply] = await bot.replies(CHANNEL, ts, 1)
     assert "echo: Alice: no streams here" in _text(reply)
     assert slack.calls_to("chat.postMessage")

@@ -1,0 +1,103 @@
+"""The process's long-lived clients: a bounded Redis pool, one Slack HTTP session, OpenAI.
+
+Every client here is built once per process and reused by every turn, so a burst costs
+requests, not connections: no TLS handshake or Redis `HELLO`/`CLIENT SETINFO` per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import aiohttp
+import httpx2
+from openai import AsyncOpenAI, DefaultAioHttpClient
+from redis.asyncio import BlockingConnectionPool, Redis
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+# A wait this long for a pooled Redis connection is worth one line in the log.
+SLOW_WAIT_S = 1.0
+WARN_EVERY_S = 60.0
+
+
+class WaitingPool(BlockingConnectionPool):
+    """A Redis pool that waits for a free connection (bounded by a timeout) instead of
+    failing, and says so once a minute when callers have to wait long."""
+
+    _last_warning = 0.0
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return await super().get_connection(command_name, *keys, **options)
+        finally:
+            waited = time.monotonic() - started
+            if waited >= SLOW_WAIT_S:
+                self._warn(f"waited {waited:.1f}s for a Redis connection")
+
+    def _warn(self, what: str) -> None:
+        now = time.monotonic()
+        if now - WaitingPool._last_warning >= WARN_EVERY_S:
+            WaitingPool._last_warning = now
+            log.warning(
+                "%s: all %d pooled connections are busy (raise THREADBRIDGE_REDIS_POOL_SIZE)",
+                what,
+                self.max_connections,
+            )
+
+
+def make_redis(settings: Settings) -> Redis:
+    if settings.redis_url:
+        pool = WaitingPool.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_pool_size,
+            timeout=settings.redis_pool_timeout_seconds,
+            health_check_interval=30,
+        )
+        return Redis(connection_pool=pool)
+    import fakeredis
+
+    log.warning(
+        "REDIS_URL is not set: using an in-process Redis. All thread state is LOST when this "
+        "process exits and cannot be shared with other processes. Set REDIS_URL in production."
+    )
+    return fakeredis.FakeAsyncRedis()
+
+
+def make_slack_session(settings: Settings) -> aiohttp.ClientSession:
+    """One keep-alive session for every Web API call (the SDK opens one per call otherwise)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.slack_max_connections))
+
+
+def make_slack_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        session=session,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def make_openai(settings: Settings) -> AsyncOpenAI:
+    # Each streaming turn holds one connection for its whole answer.
+    limits = httpx2.Limits(max_connections=settings.max_turns + 16, max_keepalive_connections=64)
+    return AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+        base_url=settings.openai_base_url,
+        http_client=DefaultAioHttpClient(limits=limits),
+        max_retries=3,
+    )
