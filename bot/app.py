@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, web
@@ -89,6 +92,8 @@ class Runtime:
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _worker_task: asyncio.Task[None] | None = field(init=False, default=None)
     _watch_task: asyncio.Task[None] | None = field(init=False, default=None)
+    _metrics_dir: Path | None = field(init=False, default=None)
+    _own_metrics_dir: bool = field(init=False, default=False)
     _children: WorkerProcesses | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -145,8 +150,16 @@ class Runtime:
             await self.worker.ensure_group()
             self._worker_task = asyncio.create_task(self.worker.run())
         self._watch_task = asyncio.create_task(self.policy.watch())
+        self._metrics_dir = s.prometheus_multiproc_dir
         if self.child_workers:
-            self._children = WorkerProcesses(self.child_workers)
+            if self._metrics_dir is None:
+                # The turns run in the worker processes: without a shared directory their
+                # metrics would never reach this process's /metrics.
+                self._metrics_dir = Path(tempfile.mkdtemp(prefix="threadbridge-metrics-"))
+                self._own_metrics_dir = True
+            self._children = WorkerProcesses(
+                self.child_workers, env={"PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir)}
+            )
             await self._children.start()
         if self.serve_http:
             http_edge = self.bolt if (self.bolt is not None and not s.socket_mode) else None
@@ -205,7 +218,7 @@ class Runtime:
             metrics.gauge("queue_pending", int(ours.get("pending") or 0))
         except (RedisError, OSError):
             log.warning("could not read the queue depth for /metrics")
-        return metrics.render(self.settings.prometheus_multiproc_dir)
+        return metrics.render(self._metrics_dir)
 
     async def stop(self) -> None:
         """Stop taking work, let in-flight turns finish within the grace period, close clients."""
@@ -227,6 +240,8 @@ class Runtime:
         if self._site is not None:
             await self._site.cleanup()
         metrics.process_exited(self.settings.prometheus_multiproc_dir)
+        if self._own_metrics_dir and self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
         await self.files.aclose()
         await self.backend.aclose()
         await self.slack_session.close()

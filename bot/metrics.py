@@ -22,9 +22,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     generate_latest,
     multiprocess,
+    values,
 )
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 PREFIX = "threadbridge_"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -119,12 +123,39 @@ async def timed_ack(next_: Callable[[], Awaitable[Any]]) -> Any:
 
 
 def render(multiproc_dir: Path | None = None) -> bytes:
-    """The text exposition; in multi-process mode, every process's values merged."""
+    """The text exposition; with a multi-process directory, every process's values merged."""
     if multiproc_dir is None:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(multiproc_dir))
+    shared = multiprocess.MultiProcessCollector(None, path=str(multiproc_dir))
+    if values.ValueClass is values.MutexValue:
+        # This process keeps its own values in memory (it set the directory up for its worker
+        # processes only): add them to what the workers wrote.
+        registry.register(_Merged([REGISTRY, shared]))
+    else:
+        registry.register(shared)
     return generate_latest(registry)
+
+
+class _Merged(Collector):
+    """Families of several collectors as one: samples with the same name and labels add up."""
+
+    def __init__(self, sources: list[Any]) -> None:
+        self._sources = sources
+
+    def collect(self) -> list[Metric]:
+        merged: dict[str, Metric] = {}
+        for source in self._sources:
+            for family in source.collect():
+                into = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+                into.samples.extend(family.samples)
+        for family in merged.values():
+            sums: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                sums[key] = sums.get(key, 0.0) + sample.value
+            family.samples = [Sample(name, dict(labels), value) for (name, labels), value in sums.items()]
+        return list(merged.values())
 
 
 def process_exited(multiproc_dir: Path | None) -> None:

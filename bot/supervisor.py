@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import sys
 
@@ -30,8 +31,9 @@ def _die_with_parent() -> None:
 class WorkerProcesses:
     """Starts `count` worker processes and restarts any that exits until stop()."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, env: dict[str, str] | None = None) -> None:
         self._count = count
+        self._env = env  # added to this process's environment
         self._procs: dict[int, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -48,7 +50,13 @@ class WorkerProcesses:
 
     async def _spawn(self, slot: int) -> None:
         self._procs[slot] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "worker", "--no-http", preexec_fn=_die_with_parent
+            sys.executable,
+            "-m",
+            "bot",
+            "worker",
+            "--no-http",
+            preexec_fn=_die_with_parent,
+            env={**os.environ, **self._env} if self._env else None,
         )
 
     async def _watch(self, slot: int) -> None:

@@ -1,0 +1,101 @@
+"""Per-channel settings from the configuration file reach the model; reloads change the next turn."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.slack import SlackEmulator
+from tests.harness import bot_env, model_requests, start_in_process, stop
+
+BOT = "<@U0BOT>"
+SUPPORT = "C0SUPPORT"
+OTHER = "C0OTHER"
+
+CONFIG = f"""
+default:
+  instructions: You answer everyone briefly.
+channels:
+  {SUPPORT}:
+    instructions_file: support.md
+    model: gpt-4.1-mini
+"""
+
+
+def _sent(openai_emu: OpenAIEmulator) -> list[dict]:
+    """The body of each model turn: a response, or a run (model and instructions live there)."""
+    return [r.json for r in model_requests(openai_emu)]
+
+
+async def test_channel_model_and_instructions_reach_the_model(
+    slack: SlackEmulator, openai_emu: OpenAIEmulator, bot_env_vars: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "support.md").write_text("You are the support desk of Example Corp.\n")
+    config = tmp_path / "threadbridge.yml"
+    config.write_text(CONFIG)
+    bot = await start_in_process(slack, {**bot_env_vars, "THREADBRIDGE_CONFIG": str(config)})
+    try:
+        ts = await bot.say(SUPPORT, f"{BOT} my printer is on fire")
+        await bot.replies(SUPPORT, ts, 1)
+        other = await bot.say(OTHER, f"{BOT} what's for lunch")
+        await bot.replies(OTHER, other, 1)
+    finally:
+        await stop(bot)
+    support, elsewhere = _sent(openai_emu)
+    assert support["model"] == "gpt-4.1-mini"
+    assert support["instructions"] == "You are the support desk of Example Corp."
+    assert elsewhere["instructions"] == "You answer everyone briefly."
+    assert elsewhere.get("model") != "gpt-4.1-mini"
+
+
+async def test_file_change_is_picked_up_by_the_next_turn_and_a_broken_one_is_ignored(
+    slack: SlackEmulator, openai_emu: OpenAIEmulator, bot_env_vars: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "threadbridge.yml"
+    config.write_text("default:\n  instructions: First persona.\n")
+    bot = await start_in_process(slack, {**bot_env_vars, "THREADBRIDGE_CONFIG": str(config)})
+    assert bot.runtime is not None
+    try:
+        ts = await bot.say(OTHER, f"{BOT} one")
+        await bot.replies(OTHER, ts, 1)
+        config.write_text("default:\n  instructions: Second persona.\n")
+        assert bot.runtime.policy.reload()
+        await bot.say(OTHER, "two", thread_ts=ts)
+        await bot.replies(OTHER, ts, 2)
+        config.write_text("default:\n  instructions: [not, a, string\n")
+        assert not bot.runtime.policy.reload()
+        await bot.say(OTHER, "three", thread_ts=ts)
+        await bot.replies(OTHER, ts, 3)
+    finally:
+        await stop(bot)
+    assert [body["instructions"] for body in _sent(openai_emu)] == [
+        "First persona.",
+        "Second persona.",
+        "Second persona.",
+    ]
+
+
+async def test_prompt_cache_key_and_hashed_safety_identifier_are_sent(
+    slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_url: str, prefix: str
+) -> None:
+    env = bot_env(
+        slack,
+        openai_emu,
+        redis_url,
+        prefix,
+        THREADBRIDGE_SAFETY_SALT="pepper",
+        THREADBRIDGE_MAX_OUTPUT_TOKENS="900",
+    )
+    bot = await start_in_process(slack, env)
+    try:
+        ts = await bot.say(OTHER, f"{BOT} hello")
+        await bot.replies(OTHER, ts, 1)
+    finally:
+        await stop(bot)
+    [body] = _sent(openai_emu)
+    assert body["prompt_cache_key"] == body["conversation"]
+    assert body["max_output_tokens"] == 900
+    safety = body["safety_identifier"]
+    assert "U0ALICE" not in safety
+    assert safety == hashlib.sha256(b"pepper:U0ALICE").hexdigest()[:32]
