@@ -43,14 +43,16 @@ REQUIRED_SCOPES = (
     "app_mentions:read",  # app_mention
     "assistant:write",  # assistant.threads.setStatus / setSuggestedPrompts
     "channels:history",  # message.channels, conversations.replies
+    "channels:read",  # conversations.info: channel names for `#name` rules
     "chat:write",  # replies, streaming
     "files:read",  # downloading shared files, file_deleted
     "files:write",  # uploading generated files
     "groups:history",  # message.groups
+    "groups:read",  # conversations.info in private channels
     "im:history",  # message.im
     "mpim:history",  # message.mpim
     "reactions:write",  # acknowledging files
-    "users:read",  # display names
+    "users:read",  # display names, guest status
 )
 
 

@@ -153,3 +153,41 @@ async def test_respond_to_mentions_ignores_plain_thread_replies(
     assert len(model_requests(openai_emu)) == 2
     assert "just chatting" not in str([r.json for r in model_requests(openai_emu)])
     assert not slack.ephemerals
+
+
+async def test_guests_are_refused_when_the_file_says_so(
+    slack: SlackEmulator, openai_emu: OpenAIEmulator, bot_env_vars: dict[str, str], tmp_path: Path
+) -> None:
+    slack.add_user("U0GUEST", name="gus", display_name="Gus", guest=True)
+    config = tmp_path / "threadbridge.yml"
+    config.write_text("access:\n  guests: false\n")
+    bot = await start_in_process(slack, {**bot_env_vars, "THREADBRIDGE_CONFIG": str(config)})
+    try:
+        await bot.say(CHANNEL, f"{BOT} guest here", user="U0GUEST")
+        await slack.wait_for(lambda: slack.ephemerals, what="the guest's note")
+        ts = await bot.say(CHANNEL, f"{BOT} member here")
+        await bot.replies(CHANNEL, ts, 1)
+    finally:
+        await stop(bot)
+    assert [n["user"] for n in slack.ephemerals] == ["U0GUEST"]
+    assert "guest accounts" in slack.ephemerals[0]["text"]
+    assert len(model_requests(openai_emu)) == 1
+
+
+async def test_channel_rules_by_name_are_resolved_through_slack(
+    slack: SlackEmulator, openai_emu: OpenAIEmulator, bot_env_vars: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "threadbridge.yml"
+    # The emulator names a channel after its id, lower-cased.
+    config.write_text('access:\n  channels:\n    allow: ["#c0open"]\n')
+    bot = await start_in_process(slack, {**bot_env_vars, "THREADBRIDGE_CONFIG": str(config)})
+    try:
+        await bot.say("C0SHUT", f"{BOT} anyone?")
+        await slack.wait_for(lambda: slack.ephemerals, what="the channel's note")
+        ts = await bot.say("C0OPEN", f"{BOT} and here?")
+        await bot.replies("C0OPEN", ts, 1)
+    finally:
+        await stop(bot)
+    assert [n["channel"] for n in slack.ephemerals] == ["C0SHUT"]
+    assert len(model_requests(openai_emu)) == 1
+    assert {c["channel"] for c in slack.calls_to("conversations.info")} == {"C0SHUT", "C0OPEN"}

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 from pathlib import Path
+
+import pytest
 
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
@@ -76,9 +80,14 @@ async def test_file_change_is_picked_up_by_the_next_turn_and_a_broken_one_is_ign
     ]
 
 
-async def test_prompt_cache_key_and_hashed_safety_identifier_are_sent(
-    slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_url: str, prefix: str
+async def test_prompt_cache_key_and_hashed_safety_identifier_are_sent_and_usage_logged(
+    slack: SlackEmulator,
+    openai_emu: OpenAIEmulator,
+    redis_url: str,
+    prefix: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bot.accounting")
     env = bot_env(
         slack,
         openai_emu,
@@ -89,13 +98,37 @@ async def test_prompt_cache_key_and_hashed_safety_identifier_are_sent(
     )
     bot = await start_in_process(slack, env)
     try:
-        ts = await bot.say(OTHER, f"{BOT} hello")
+        ts = await bot.say(OTHER, f"{BOT} hello secret plans")
         await bot.replies(OTHER, ts, 1)
     finally:
         await stop(bot)
     [body] = _sent(openai_emu)
+    [usage] = [r.getMessage() for r in caplog.records if r.name == "bot.accounting"]
+    assert re.fullmatch(r"turn used \d+ input, \d+ output, 0 cached tokens \(test-model\)", usage), usage
+    assert "secret plans" not in caplog.text
     assert body["prompt_cache_key"] == body["conversation"]
     assert body["max_output_tokens"] == 900
     safety = body["safety_identifier"]
     assert "U0ALICE" not in safety
     assert safety == hashlib.sha256(b"pepper:U0ALICE").hexdigest()[:32]
+
+
+async def test_channel_tools_and_file_kinds_narrow_what_the_turn_offers(
+    slack: SlackEmulator, openai_emu: OpenAIEmulator, bot_env_vars: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "threadbridge.yml"
+    config.write_text(f"channels:\n  {SUPPORT}:\n    tools: []\n    file_kinds: [image]\n")
+    bot = await start_in_process(slack, {**bot_env_vars, "THREADBRIDGE_CONFIG": str(config)})
+    try:
+        notes = slack.host_file("notes.txt", b"some notes\n", mimetype="text/plain", filetype="text")
+        ts = await bot.say(SUPPORT, f"{BOT} read this", files=[notes])
+        await bot.replies(SUPPORT, ts, 2)  # the file's refusal, then the answer
+        other = await bot.say(OTHER, f"{BOT} what time is it")
+        await bot.replies(OTHER, other, 1)
+    finally:
+        await stop(bot)
+    assert not slack.downloads
+    assert "set up not to take document files" in slack.bot_messages(SUPPORT, ts)[0]["text"]
+    support, elsewhere = _sent(openai_emu)
+    assert "current_time" not in str(support.get("tools"))
+    assert "current_time" in str(elsewhere.get("tools"))
