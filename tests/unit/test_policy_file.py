@@ -165,3 +165,15 @@ def test_safety_identifier_is_a_stable_salted_hash() -> None:
     assert one.safety_identifier("U0ALICE") == one.safety_identifier("U0ALICE")
     assert one.safety_identifier("U0ALICE") != two.safety_identifier("U0ALICE")
     assert "U0ALICE" not in one.safety_identifier("U0ALICE")
+
+
+def test_readme_example_is_a_valid_configuration(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Configuration file", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "support.md").write_text("Support desk.\n")
+    config = _load(_write(tmp_path, example))
+    assert config.for_channel("C0123SUPPORT").instructions == "Support desk."
+    assert config.for_channel("C0XYZ", "random").enabled is False
+    assert config.reset == Reset(6, "Europe/Berlin")
