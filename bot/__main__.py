@@ -16,10 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from slack_sdk.errors import SlackApiError
 
 from bot import logs, policy
-from bot.app import Runtime
+from bot.app import Runtime, make_tools
 from bot.assistant.assistants import create_assistant
 from bot.assistant.base import BackendError
-from bot.assistant.tools import default_tools
 from bot.config import ConfigError, Settings, load_settings
 from bot.policy import PolicyError
 
@@ -66,12 +65,15 @@ async def _serve(settings: Settings, command: str, *, serve_http: bool) -> int:
 
 async def _check(settings: Settings) -> int:
     try:
-        policy.load(settings, default_tools().functions)
+        policy.load(settings, policy.tool_names(make_tools(settings)))
         if settings.config_file is not None:
             print(f"configuration file: ok ({settings.config_file})")
     except PolicyError as exc:
         for problem in exc.problems:
             print(f"problem: {problem}")
+        return 1
+    except ConfigError as exc:
+        print(f"problem: {exc}")
         return 1
     runtime = Runtime(settings, edge=False, workers=False)
     problems: list[str] = []

@@ -27,13 +27,12 @@ from bot.access import Gate
 from bot.assistant.assistants import AssistantsBackend
 from bot.assistant.base import Backend
 from bot.assistant.responses import ResponsesBackend
-from bot.assistant.tools import default_tools
 from bot.attachments import parse_kinds
 from bot.budgets import Budgets
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.connections import make_openai, make_redis, make_slack_client, make_slack_session
 from bot.leases import Heartbeat
-from bot.policy import Policy
+from bot.policy import Policy, tool_names
 from bot.queue import TurnQueue, Worker
 from bot.slack.directory import SlackDirectory
 from bot.slack.files import SlackFiles
@@ -41,6 +40,7 @@ from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
 from bot.store import GROUP, Store
 from bot.supervisor import WorkerProcesses
+from bot.tools import ToolError, ToolSet, load_tools
 from bot.turns import TurnRunner, TurnSettings, close_thread, forget_file, record_feedback
 from bot.web import build_web_app
 
@@ -68,6 +68,32 @@ def make_backend(settings: Settings) -> Backend:
     )
 
 
+def make_tools(settings: Settings) -> ToolSet:
+    """The function tools (modules and installed plugins) and the hosted tools this bot offers."""
+    try:
+        tools = load_tools(settings.tool_modules)
+    except ToolError as exc:
+        raise ConfigError(f"THREADBRIDGE_TOOLS: {exc}") from None
+    mcp = settings.mcp_tools()
+    if mcp and settings.backend != "responses":
+        log.warning(
+            "the %s backend has no MCP: the %d server(s) of THREADBRIDGE_MCP_SERVERS are not offered",
+            settings.backend,
+            len(mcp),
+        )
+        mcp = ()
+    elif mcp:
+        log.info("MCP servers: %s", ", ".join(m["server_label"] for m in mcp))
+    return tools.with_hosted(
+        file_search=True,
+        code_interpreter=settings.code_interpreter,
+        web_search=settings.web_search,
+        web_search_domains=settings.web_search_domain_list,
+        mcp_servers=mcp,
+        timeout_s=settings.tool_timeout_seconds,
+    )
+
+
 @dataclass
 class Runtime:
     """Everything one process runs; start() then stop() (graceful) or just stop()."""
@@ -83,6 +109,7 @@ class Runtime:
     slack_session: ClientSession = field(init=False)
     backend: Backend = field(init=False)
     files: SlackFiles = field(init=False)
+    tools: ToolSet = field(init=False)
     policy: Policy = field(init=False)
     budgets: Budgets = field(init=False)
     bolt: AsyncApp | None = field(init=False, default=None)
@@ -102,7 +129,8 @@ class Runtime:
         self.store = Store(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.slack_session = make_slack_session(s)
         self.slack = make_slack_client(s, self.slack_session)
-        self.policy = Policy(s, tool_names=default_tools().functions, directory=SlackDirectory(self.slack))
+        self.tools = make_tools(s)
+        self.policy = Policy(s, tool_names=tool_names(self.tools), directory=SlackDirectory(self.slack))
         self.budgets = Budgets(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.backend = make_backend(s)
         self.files = SlackFiles(
@@ -129,7 +157,7 @@ class Runtime:
                 slack=self.slack,
                 history=SlackHistory(self.slack),
                 files=self.files,
-                tools=default_tools().with_hosted(file_search=True, code_interpreter=s.code_interpreter),
+                tools=self.tools,
                 settings=TurnSettings(
                     bot_user_id=bot_user_id,
                     consumer=consumer,

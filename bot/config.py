@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.attachments import parse_kinds
+from bot.mcp import McpConfigError, load_mcp_servers
 
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful assistant inside a Slack thread. Several people may take part; each "
@@ -102,6 +104,41 @@ class Settings(BaseSettings):
 
     code_interpreter: bool = Field(
         False, alias="THREADBRIDGE_CODE_INTERPRETER", description="Offer the code interpreter tool."
+    )
+    tools: str = Field(
+        "",
+        alias="THREADBRIDGE_TOOLS",
+        description="Comma-separated importable modules whose `@tool` functions the assistant may call.",
+    )
+    tool_timeout_seconds: float = Field(
+        30.0,
+        alias="THREADBRIDGE_TOOL_TIMEOUT_SECONDS",
+        gt=0,
+        description="Longest one function tool call may take; past it the model gets an error text.",
+    )
+    web_search: bool = Field(
+        False, alias="THREADBRIDGE_WEB_SEARCH", description="Offer the hosted web search tool (responses)."
+    )
+    web_search_domains: str = Field(
+        "",
+        alias="THREADBRIDGE_WEB_SEARCH_DOMAINS",
+        description="Comma-separated domains web search is limited to (empty: the whole web).",
+    )
+    mcp_servers: Path | None = Field(
+        None,
+        alias="THREADBRIDGE_MCP_SERVERS",
+        description="YAML file listing remote MCP servers the assistant may use (responses backend).",
+    )
+    mcp_approvers: str = Field(
+        "",
+        alias="THREADBRIDGE_MCP_APPROVERS",
+        description="Comma-separated Slack user ids who may approve MCP tool calls besides the asker.",
+    )
+    mcp_approval_timeout_seconds: int = Field(
+        900,
+        alias="THREADBRIDGE_MCP_APPROVAL_TIMEOUT_SECONDS",
+        ge=10,
+        description="How long an MCP approval request waits for a click before it expires.",
     )
     file_kinds: str = Field(
         "document,image,data",
@@ -244,6 +281,18 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def tool_modules(self) -> list[str]:
+        return _names(self.tools)
+
+    @property
+    def web_search_domain_list(self) -> tuple[str, ...]:
+        return tuple(_names(self.web_search_domains))
+
+    @property
+    def approver_ids(self) -> frozenset[str]:
+        return frozenset(_names(self.mcp_approvers))
+
+    @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
@@ -254,11 +303,24 @@ class Settings(BaseSettings):
         token = self.slack_bot_token.get_secret_value()
         return hashlib.sha256(f"threadbridge-safety:{token}".encode()).hexdigest()
 
+    def mcp_tools(self) -> tuple[dict[str, Any], ...]:
+        """The MCP servers of THREADBRIDGE_MCP_SERVERS as hosted tools, ${VAR} headers filled in."""
+        if self.mcp_servers is None:
+            return ()
+        try:
+            return load_mcp_servers(self.mcp_servers, os.environ)
+        except McpConfigError as exc:
+            raise ConfigError(f"THREADBRIDGE_MCP_SERVERS: {exc}") from None
+
     def system_instructions(self) -> str:
         """Instructions from the file, else the text, else the default."""
         if self.instructions_file is not None:
             return self.instructions_file.read_text(encoding="utf-8").strip()
         return self.instructions or DEFAULT_INSTRUCTIONS
+
+
+def _names(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def load_settings() -> Settings:

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.assistant.tools import ToolSet
 from bot.attachments import FileKind, parse_kinds
 from bot.config import Settings
+from bot.tools import ToolSet
 
 log = logging.getLogger(__name__)
 
@@ -450,10 +450,22 @@ class Policy:
         return hashlib.sha256(f"{self._salt}:{user_id}".encode()).hexdigest()[:32]
 
 
+def tool_names(tools: ToolSet) -> list[str]:
+    """What a channel's `tools` may name: function tools, web search, MCP server labels."""
+    labels = [str(m.get("server_label", "")) for m in tools.mcp_servers]
+    return [*tools.functions, *(["web_search"] if tools.web_search else []), *labels]
+
+
 def narrow_tools(tools: ToolSet, channel: ChannelSettings) -> ToolSet:
-    """The tools a channel offers: its `tools` names pick function tools, `code_interpreter` its switch."""
-    functions = dict(tools.functions)
-    if channel.tools is not None:
-        functions = {name: tool for name, tool in functions.items() if name in channel.tools}
+    """The tools a channel offers: its `tools` names pick among them, `code_interpreter` is its switch."""
     code = tools.code_interpreter if channel.code_interpreter is None else channel.code_interpreter
-    return ToolSet(functions, file_search=tools.file_search, code_interpreter=code)
+    if channel.tools is None:
+        return tools if code == tools.code_interpreter else tools.with_hosted(code_interpreter=code)
+    names = channel.tools
+    narrowed = tools.with_hosted(
+        code_interpreter=code,
+        web_search=tools.web_search and "web_search" in names,
+        mcp_servers=tuple(m for m in tools.mcp_servers if m.get("server_label") in names),
+    )
+    narrowed.functions = {name: fn for name, fn in narrowed.functions.items() if name in names}
+    return narrowed

@@ -31,17 +31,18 @@ from bot.assistant.base import (
     ToolCall,
     Usage,
 )
-from bot.assistant.tools import ToolSet
 from bot.attachments import FileKind, Rejected
 from bot.budgets import Budgets
 from bot.inbound import Inbound, ThreadKey
 from bot.leases import Heartbeat
 from bot.policy import ChannelSettings, Policy, PolicyConfig, narrow_tools
 from bot.slack.files import SlackFiles
-from bot.slack.history import SlackHistory
+from bot.slack.history import SlackHistory, ThreadView
 from bot.slack.notices import tell_privately
+from bot.slack.render import source_line
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
 from bot.store import Lease, Store
+from bot.tools import ToolContext, ToolSet
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class TurnRunner:
                 tools=narrow_tools(self._tools, channel),
                 attached=tuple(attached),
                 seed=tuple(seed),
+                context=self._tool_context(key, inputs[-1]),
                 model=channel.model,
                 instructions=channel.instructions,
                 safety_identifier=self._policy.safety_identifier(meter.user) if self._policy else "",
@@ -190,6 +192,10 @@ class TurnRunner:
                 type(exc).__name__,
                 extra={"thread_key": str(meter.key)},
             )
+
+    def _tool_context(self, key: ThreadKey, asker: Inbound) -> ToolContext:
+        view = ThreadView(self._slack, self._history, key)
+        return ToolContext(key, asker.user, asker.speaker, key.channel_id, view)
 
     async def _take_files(
         self,
@@ -305,10 +311,10 @@ class TurnRunner:
                     meter.used(event)
                 case Status(text=text):
                     await reply.status(text)
-                case ToolCall(name=name):
-                    await reply.status(f"using {name}…")
-                case Citation(filename=name):
-                    sources.append(name)
+                case ToolCall(name=name, id=task_id, status=status, title=title):
+                    await reply.task(task_id or name, title or f"Using {name}", status)
+                case Citation(filename=name, url=url):
+                    sources.append(source_line(name, url))
                 case OutputFile(name=name, content=content):
                     await reply.status(f"uploading {name}…")
                     await self._files.upload(key, name=name, content=content)

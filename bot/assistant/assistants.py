@@ -10,7 +10,7 @@ import re
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, TypeVar, cast
@@ -20,6 +20,7 @@ from openai import AsyncOpenAI, AsyncStream
 from openai.types.beta import AssistantStreamEvent, AssistantToolParam
 from openai.types.beta.threads import Run
 
+from bot.assistant import runner
 from bot.assistant.base import (
     NO_CODE_INTERPRETER,
     SEED_HEADER,
@@ -37,11 +38,10 @@ from bot.assistant.base import (
     RunRequest,
     Status,
     TextDelta,
-    ToolCall,
     Usage,
 )
 from bot.assistant.errors import RETRY_LATER, translate
-from bot.assistant.tools import MAX_TOOL_ROUNDS
+from bot.assistant.runner import CallsPending, FunctionCall, Step, ToolOutput
 from bot.attachments import FileKind, LocalFile
 from bot.inbound import ThreadKey
 
@@ -213,65 +213,16 @@ class AssistantsBackend:
     # ------------------------------------------------------------------ runs
 
     def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
-        return self._run(binding, request)
+        model = _AssistantsRun(self, binding.conversation_id, request)
+        return runner.run(model, request.tools, request.context)
 
-    async def _run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
-        thread_id = binding.conversation_id
+    async def add_messages(self, thread_id: str, request: RunRequest) -> None:
         for key, params in _messages(request):
             await self._add_message(thread_id, key, params)
-        try:
-            async for event in self._run_added(thread_id, request):
-                yield event
-        except BackendError as exc:
-            exc.kept = True  # the messages are in the thread already
-            raise
 
-    async def _run_added(self, thread_id: str, request: RunRequest) -> AsyncIterator[RunEvent]:
-        """The run, once this turn's messages are in the thread."""
+    async def start_run(self, thread_id: str, request: RunRequest) -> AsyncStream[AssistantStreamEvent]:
         extra = await self._additional_instructions()
-        run_id = ""
-        ended = False  # the run reached a terminal state: nothing left to cancel
-        text = ""
-        files: dict[str, _Output] = {}  # what the code interpreter made, over all rounds
-        cited: set[str] = set()  # one footnote per file, however many rounds cite it
-        outcome = _Outcome(cited)
-        started = False
-        try:
-            stream = await self._unblocked(thread_id, lambda: self._start(thread_id, request, extra))
-            started = True
-            for round_no in range(1, MAX_TOOL_ROUNDS + 1):
-                outcome = _Outcome(cited)
-                async for event in self._consume(stream, outcome):
-                    yield event
-                run_id = outcome.run_id or run_id
-                text += outcome.text
-                files.update((k, v) for k, v in outcome.files.items() if k not in files)
-                if outcome.failed is not None:
-                    ended = outcome.ended
-                    for spent in outcome.usage:
-                        yield spent
-                    yield outcome.failed
-                    return
-                if not outcome.calls:
-                    ended = True
-                    async for produced in self._generated_files(files):
-                        yield produced
-                    yield Completed(text)
-                    return
-                if round_no == MAX_TOOL_ROUNDS:
-                    break
-                outputs: list[dict[str, str]] = []
-                for call in outcome.calls:
-                    yield ToolCall(call.name)
-                    output = await request.tools.call(call.name, call.arguments)
-                    outputs.append({"tool_call_id": call.id, "output": output})
-                stream = await self._submit(thread_id, run_id, outputs)
-            yield Failed("The assistant kept calling tools without answering.", retryable=False)
-        finally:
-            if started and not ended:
-                # A run left waiting for tool outputs, or abandoned mid-stream (the Turn timed
-                # out), would block the thread until it expires; free it for the next Turn.
-                await self._abandon(thread_id, run_id or outcome.run_id)
+        return await self._unblocked(thread_id, lambda: self._start(thread_id, request, extra))
 
     async def _add_message(self, thread_id: str, key: str, params: dict[str, Any]) -> None:
         if (thread_id, key) in self._posted:
@@ -309,7 +260,7 @@ class AssistantsBackend:
                 stream=True,
             )
 
-    async def _submit(
+    async def submit(
         self, thread_id: str, run_id: str, outputs: list[dict[str, str]]
     ) -> AsyncStream[AssistantStreamEvent]:
         with _legacy():
@@ -326,7 +277,7 @@ class AssistantsBackend:
         except openai.OpenAIError as exc:
             raise translate(exc) from None
 
-    async def _consume(
+    async def consume(
         self, stream: AsyncStream[AssistantStreamEvent], outcome: _Outcome
     ) -> AsyncIterator[RunEvent]:
         try:
@@ -346,7 +297,7 @@ class AssistantsBackend:
             return
         outcome.close()
 
-    async def _generated_files(self, files: dict[str, _Output]) -> AsyncIterator[RunEvent]:
+    async def generated_files(self, files: dict[str, _Output]) -> AsyncIterator[RunEvent]:
         """Download what the code interpreter made (charts, CSVs) so it can be posted to Slack."""
         for file_id, output in files.items():
             try:
@@ -457,7 +408,7 @@ class AssistantsBackend:
             return False  # already on its way out
         return run.status == "requires_action" or time.time() - run.created_at > self._stale_run_s
 
-    async def _abandon(self, thread_id: str, run_id: str) -> None:
+    async def abandon(self, thread_id: str, run_id: str) -> None:
         if not run_id:
             # Cut off before the stream named the run: it is the thread's latest, if still active.
             with _legacy():
@@ -482,6 +433,57 @@ class AssistantsBackend:
             # Typically 400: it ended on its own meanwhile.
             log.info("could not cancel run %s: %s", run_id, translate(exc))
             return False
+
+
+class _AssistantsRun:
+    """The model calls of one turn: add the messages and start a run, then submit outputs."""
+
+    def __init__(self, backend: AssistantsBackend, thread_id: str, request: RunRequest) -> None:
+        self._backend = backend
+        self._thread_id = thread_id
+        self._request = request
+        self._added = False  # this turn's messages are in the thread
+        self._started = False
+        self._ended = False  # the run reached a terminal state: nothing left to cancel
+        self._run_id = ""
+        self._files: dict[str, _Output] = {}  # what the code interpreter made, over all rounds
+        self._outcome = _Outcome(set())  # cited files carry over: one footnote per file
+
+    async def call(self, outputs: Sequence[ToolOutput]) -> AsyncGenerator[Step, None]:
+        backend, thread_id = self._backend, self._thread_id
+        if not self._started:
+            await backend.add_messages(thread_id, self._request)
+            self._added = True
+            stream = await backend.start_run(thread_id, self._request)
+            self._started = True
+        else:
+            submitted = [{"tool_call_id": o.call_id, "output": o.output} for o in outputs]
+            stream = await backend.submit(thread_id, self._run_id, submitted)
+        outcome = self._outcome = _Outcome(self._outcome.cited)
+        async for event in backend.consume(stream, outcome):
+            yield event
+        self._run_id = outcome.run_id or self._run_id
+        self._files.update((k, v) for k, v in outcome.files.items() if k not in self._files)
+        if outcome.failed is not None:
+            self._ended = outcome.ended
+            yield outcome.failed
+            return
+        if outcome.calls:
+            yield CallsPending(tuple(FunctionCall(c.id, c.name, c.arguments) for c in outcome.calls))
+            return
+        self._ended = True
+        async for produced in backend.generated_files(self._files):
+            yield produced
+        yield Completed()
+
+    async def keep(self) -> bool:
+        return self._added
+
+    async def aclose(self) -> None:
+        if self._started and not self._ended:
+            # A run left waiting for tool outputs, or abandoned mid-stream (the Turn timed
+            # out), would block the thread until it expires; free it for the next Turn.
+            await self._backend.abandon(self._thread_id, self._run_id or self._outcome.run_id)
 
 
 # --------------------------------------------------------------------------- stream → RunEvents
@@ -538,7 +540,6 @@ class _Outcome:
         self.files: dict[str, _Output] = {}
         self.cited = cited
         self.failed: Failed | None = None
-        self.usage: list[RunEvent] = []  # what a failed run still cost
         self.ended = False
         self._waiting = False
         self._announced: set[tuple[str, int]] = set()
@@ -569,13 +570,12 @@ class _Outcome:
             return [*_usage(data)]
         if kind in RUN_ENDINGS:
             self.ended = True
-            self.usage = _usage(data)
             error = getattr(data, "last_error", None)
             detail = getattr(error, "message", "") or getattr(data, "incomplete_details", None) or kind
             log.warning("run %s ended as %s: %s", self.run_id, kind, detail)
             rate_limited = getattr(error, "code", "") == "rate_limit_exceeded"
             self.failed = Failed(RETRY_LATER if rate_limited else RUN_ENDINGS[kind])
-            return []
+            return [*_usage(data)]  # an unfinished run still cost its tokens
         if kind == "error":
             log.warning("stream error event: %s %s", getattr(data, "code", ""), getattr(data, "message", ""))
             self.failed = Failed("The assistant service reported an error mid-answer.")

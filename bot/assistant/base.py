@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.assistant.tools import ToolSet
 from bot.attachments import LocalFile
 from bot.inbound import Inbound, ThreadKey
+from bot.tools import ToolContext, ToolSet
 
 # Words both backends show users or the model, kept in one place so they stay alike.
 NO_CODE_INTERPRETER = "data files need the code interpreter, which is turned off for this bot"
@@ -17,6 +17,15 @@ TOOL_STATUS = {
     "file_search": "searching files…",
     "code_interpreter": "running code…",
     "web_search": "searching the web…",
+}
+# Task titles while a tool is at work (the task list of a streaming reply, or the status line).
+TASK_TITLES = {
+    "file_search": "Searching files",
+    "code_interpreter": "Running code",
+    "web_search": "Searching the web",
+    "function": "Using {name}",
+    "mcp_call": "Calling {name} on {server}",
+    "mcp_list_tools": "Listing the tools of {server}",
 }
 
 
@@ -77,10 +86,11 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """A source the answer relies on; rendered as a numbered footnote."""
+    """A source the answer relies on; rendered as a numbered footnote (a link when it has a url)."""
 
     filename: str
     file_id: str = ""
+    url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +104,26 @@ class OutputFile:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """A function tool the assistant ran (for the status line and the logs)."""
+    """A tool at work (function, hosted search, MCP call), shown as a task of the reply.
+
+    The same `id` comes again when the call ends: `status` goes from "in_progress" to
+    "complete" or "error".
+    """
 
     name: str
+    id: str = ""
+    status: str = "in_progress"
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequested:
+    """An MCP server wants to run a tool that needs a person's yes; the run waits for it."""
+
+    id: str  # the approval request's id on the server
+    server: str
+    tool: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +149,9 @@ class Failed:
     retryable: bool = True
 
 
-RunEvent = Status | TextDelta | Citation | OutputFile | ToolCall | Usage | Completed | Failed
+RunEvent = (
+    Status | TextDelta | Citation | OutputFile | ToolCall | ApprovalRequested | Usage | Completed | Failed
+)
 
 
 class BackendError(Exception):
@@ -152,11 +181,21 @@ class RunRequest:
     tools: ToolSet
     attached: tuple[Attached, ...] = ()
     seed: tuple[str, ...] = field(default=())
+    context: ToolContext | None = None  # what function tools learn about the asker
+    approvals: tuple[Approval, ...] = ()  # MCP approval decisions this run continues with
     # The channel's configuration; empty means the backend's own default.
     model: str = ""
     instructions: str = ""
     # A salted hash of the Slack user, never the raw id (OpenAI's abuse detection per end user).
     safety_identifier: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A person's decision on an MCP approval request."""
+
+    request_id: str
+    approve: bool
 
 
 class Backend(Protocol):

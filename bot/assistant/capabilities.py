@@ -9,7 +9,7 @@ import openai
 
 log = logging.getLogger(__name__)
 
-HOSTED_TOOLS = ("code_interpreter", "file_search", "web_search")
+HOSTED_TOOLS = ("code_interpreter", "file_search", "web_search", "mcp")
 
 
 class Capabilities:

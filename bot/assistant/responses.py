@@ -6,37 +6,36 @@ import contextlib
 import logging
 import mimetypes
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+import httpx2
 import openai
 from openai import AsyncOpenAI
 
+from bot.assistant import runner
 from bot.assistant.base import (
     NO_CODE_INTERPRETER,
     SEED_HEADER,
-    TOOL_STATUS,
     Attached,
     BackendError,
     Binding,
-    Citation,
     Completed,
     ConversationGone,
     Failed,
     OutputFile,
     RunEvent,
     RunRequest,
-    Status,
-    TextDelta,
-    ToolCall,
-    Usage,
 )
 from bot.assistant.capabilities import Capabilities
 from bot.assistant.errors import translate
-from bot.assistant.tools import MAX_TOOL_ROUNDS, ToolSet
+from bot.assistant.responses_stream import ResponseOutcome
+from bot.assistant.runner import STOPPED, CallsPending, Step, ToolOutput
+from bot.assistant.sse import sse_events
 from bot.attachments import FileKind, LocalFile
 from bot.inbound import ThreadKey
+from bot.tools import ToolSet
 
 log = logging.getLogger(__name__)
 
@@ -166,53 +165,9 @@ class ResponsesBackend:
         await self._client.close()
 
     def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
-        return self._run(binding, request)
+        return runner.run(_ResponsesRun(self, binding, request), request.tools, request.context)
 
-    async def _run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
-        user_items = _user_items(request)
-        pending: list[dict[str, Any]] = user_items
-        delivered = False
-        try:
-            for _ in range(MAX_TOOL_ROUNDS):
-                outcome = _Outcome()
-                async for event in self._respond(binding, request, pending, outcome):
-                    yield event
-                if outcome.failed is not None:
-                    for spent in outcome.usage:
-                        yield spent
-                    yield outcome.failed
-                    return
-                delivered = True
-                async for produced in self._generated_files(outcome.container_files):
-                    yield produced
-                if not outcome.calls:
-                    yield Completed(outcome.text)
-                    return
-                pending = []
-                for call in outcome.calls:
-                    yield ToolCall(call["name"])
-                    output = await request.tools.call(call["name"], call["arguments"])
-                    pending.append(
-                        {
-                            "type": "function_call_output",
-                            "call_id": call["call_id"],
-                            "output": output,
-                        }
-                    )
-            yield Failed("The assistant kept calling tools without answering.", retryable=False)
-        except ConversationGone:
-            delivered = True  # nowhere to keep them: the caller re-opens and sends them again
-            raise
-        except BackendError as exc:
-            if not delivered and user_items:
-                exc.kept = await self._keep(binding, user_items)
-                delivered = True
-            raise
-        finally:
-            if not delivered and user_items:
-                await self._keep(binding, user_items)
-
-    async def _generated_files(self, cited: list[tuple[str, str, str]]) -> AsyncIterator[RunEvent]:
+    async def generated_files(self, cited: list[tuple[str, str, str]]) -> AsyncIterator[RunEvent]:
         """Download what the code interpreter wrote at once: containers expire when idle."""
         for container_id, file_id, filename in cited:
             try:
@@ -225,7 +180,7 @@ class ResponsesBackend:
             mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
             yield OutputFile(filename, content.content, mimetype)
 
-    async def _keep(self, binding: Binding, items: list[dict[str, Any]]) -> bool:
+    async def keep(self, binding: Binding, items: list[dict[str, Any]]) -> bool:
         """A failed response adds nothing to the conversation; store what the users said."""
         try:
             await self._client.conversations.items.create(binding.conversation_id, items=items)  # type: ignore[arg-type]
@@ -234,18 +189,22 @@ class ResponsesBackend:
             log.warning("could not keep user items in %s: %s", binding.conversation_id, translate(exc))
             return False
 
-    async def _respond(
-        self,
-        binding: Binding,
-        request: RunRequest,
-        items: list[dict[str, Any]],
-        outcome: _Outcome,
+    async def respond(
+        self, binding: Binding, request: RunRequest, items: list[dict[str, Any]], outcome: ResponseOutcome
     ) -> AsyncIterator[RunEvent]:
         """One streamed `responses.create`, retried once without an option the server refused."""
         while True:
             params = self._params(binding, request.tools, items) | self._turn_params(binding, request)
             try:
-                stream = await self._client.responses.create(**params)
+                # The raw body, read as dicts: no SDK model is built per event.
+                async with self._client.responses.with_streaming_response.create(**params) as raw:
+                    try:
+                        async for event in sse_events(raw.iter_bytes()):
+                            for out in outcome.feed(event):
+                                yield out
+                    except (httpx2.HTTPError, httpx2.StreamError) as exc:
+                        log.warning("response stream broke: %s", type(exc).__name__)
+                        outcome.failed = outcome.failed or Failed(STOPPED)
             except openai.BadRequestError as exc:
                 if self.capabilities.learn(exc, params):
                     continue
@@ -254,14 +213,6 @@ class ResponsesBackend:
                 raise _conversation_error(exc, binding) from None
             except openai.OpenAIError as exc:
                 raise translate(exc) from None
-            try:
-                async with stream:
-                    async for event in stream:
-                        for out in outcome.feed(event):
-                            yield out
-            except openai.APIError as exc:
-                # The SDK raises nested stream errors mid-iteration.
-                outcome.failed = Failed(translate(exc).user_message)
             if outcome.failed is not None and self.capabilities.learn_from_failure(
                 outcome.failed_raw, params
             ):
@@ -292,6 +243,12 @@ class ResponsesBackend:
         }
         if self.capabilities.truncation:
             params["truncation"] = "auto"
+        schemas = self._tools(binding, tools)
+        if schemas:
+            params["tools"] = schemas
+        return params
+
+    def _tools(self, binding: Binding, tools: ToolSet) -> list[dict[str, Any]]:
         schemas: list[dict[str, Any]] = tools.schemas()
         if tools.file_search and binding.vector_store_id and self.capabilities.allows("file_search"):
             schemas.append({"type": "file_search", "vector_store_ids": [binding.vector_store_id]})
@@ -300,108 +257,62 @@ class ResponsesBackend:
             if binding.data_file_ids:
                 container["file_ids"] = list(binding.data_file_ids)
             schemas.append({"type": "code_interpreter", "container": container})
-        if schemas:
-            params["tools"] = schemas
-        return params
+        if tools.web_search and self.capabilities.allows("web_search"):
+            search: dict[str, Any] = {"type": "web_search"}
+            if tools.web_search_domains:
+                search["filters"] = {"allowed_domains": list(tools.web_search_domains)}
+            schemas.append(search)
+        if self.capabilities.allows("mcp"):
+            schemas.extend(dict(server) for server in tools.mcp_servers)
+        return schemas
 
 
-class _Outcome:
-    """Accumulates one response stream into RunEvents, text and pending function calls."""
+class _ResponsesRun:
+    """The model calls of one turn: the user's items first, then function outputs."""
 
-    def __init__(self) -> None:
-        self.reset()
+    def __init__(self, backend: ResponsesBackend, binding: Binding, request: RunRequest) -> None:
+        self._backend = backend
+        self._binding = binding
+        self._request = request
+        self._user_items = _user_items(request)
+        self._first = True
 
-    def reset(self) -> None:
-        self.text = ""
-        self.calls: list[dict[str, str]] = []
-        self.failed: Failed | None = None
-        self.failed_raw: str = ""
-        self.usage: list[RunEvent] = []  # what a failed response still cost
-        self.container_files: list[tuple[str, str, str]] = []
-        self._streamed = False
-        self._cited: set[str] = set()
+    async def call(self, outputs: Sequence[ToolOutput]) -> AsyncGenerator[Step, None]:
+        if self._first:
+            self._first = False
+            items = [*self._user_items, *_approval_items(self._request)]
+        else:
+            items = [
+                {"type": "function_call_output", "call_id": o.call_id, "output": o.output} for o in outputs
+            ]
+        outcome = ResponseOutcome()
+        async for event in self._backend.respond(self._binding, self._request, items, outcome):
+            yield event
+        if outcome.failed is not None:
+            yield outcome.failed
+            return
+        for problem in outcome.mcp_errors:
+            log.warning("MCP server failed: %s", problem)
+        async for produced in self._backend.generated_files(outcome.container_files):
+            yield produced
+        if outcome.calls:
+            yield CallsPending(tuple(outcome.calls))
+            return
+        yield Completed(outcome.text)
 
-    def feed(self, event: Any) -> list[RunEvent]:
-        kind = getattr(event, "type", "")
-        if kind == "response.output_text.delta":
-            self._streamed = True
-            self.text += event.delta
-            return [TextDelta(event.delta)]
-        if kind == "response.output_item.added":
-            item_type = getattr(event.item, "type", "")
-            hosted = TOOL_STATUS.get(item_type.removesuffix("_call"), "")
-            if item_type.endswith("_call") and hosted:
-                return [Status(hosted)]
-            if item_type == "function_call":
-                return [Status(f"calling {event.item.name}…")]
-            return []
-        if kind == "response.completed":
-            return _usage(event.response) + self._completed(event.response)
-        if kind in ("response.failed", "response.incomplete"):
-            self.usage = _usage(event.response)
-            error = getattr(event.response, "error", None)
-            detail = getattr(error, "message", "") or kind
-            self.failed_raw = f"{getattr(error, 'code', '')} {detail}"
-            self.failed = Failed("The assistant could not finish its answer.")
-            log.warning("response ended as %s: %s", kind, detail)
-            return []
-        if kind == "error":
-            self.failed_raw = f"{getattr(event, 'code', '')} {getattr(event, 'message', '')}"
-            self.failed = Failed("The assistant service reported an error mid-answer.")
-            log.warning("stream error event: %s", self.failed_raw)
-            return []
-        return []
+    async def keep(self) -> bool:
+        if not self._user_items:
+            return True
+        return await self._backend.keep(self._binding, self._user_items)
 
-    def _completed(self, response: Any) -> list[RunEvent]:
-        events: list[RunEvent] = []
-        final_text = ""
-        for item in getattr(response, "output", None) or []:
-            item_type = getattr(item, "type", "")
-            if item_type == "function_call":
-                self.calls.append(
-                    {
-                        "name": item.name,
-                        "call_id": item.call_id,
-                        "arguments": item.arguments or "{}",
-                    }
-                )
-            elif item_type == "message":
-                for part in getattr(item, "content", None) or []:
-                    final_text += getattr(part, "text", "") or ""
-                    events.extend(self._citations(getattr(part, "annotations", None) or []))
-        if not self._streamed and final_text:
-            # Some compatible servers send no deltas; the completed response still has the text.
-            self.text = final_text
-            events.insert(0, TextDelta(final_text))
-        return events
-
-    def _citations(self, annotations: list[Any]) -> list[RunEvent]:
-        events: list[RunEvent] = []
-        for ann in annotations:
-            if getattr(ann, "type", "") == "container_file_citation":
-                ref = (ann.container_id, ann.file_id, ann.filename)
-                if ref not in self.container_files:
-                    self.container_files.append(ref)
-            if getattr(ann, "type", "") == "file_citation":
-                name = getattr(ann, "filename", "") or getattr(ann, "file_id", "")
-                if name not in self._cited:
-                    self._cited.add(name)
-                    events.append(Citation(name, getattr(ann, "file_id", "")))
-        return events
+    async def aclose(self) -> None:
+        return None
 
 
-def _usage(response: Any) -> list[RunEvent]:
-    usage = getattr(response, "usage", None)
-    if usage is None:
-        return []
-    details = getattr(usage, "input_tokens_details", None)
+def _approval_items(request: RunRequest) -> list[dict[str, Any]]:
     return [
-        Usage(
-            model=str(getattr(response, "model", "") or ""),
-            input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
-            output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
-            cached_tokens=int(getattr(details, "cached_tokens", 0) or 0),
-        )
+        {"type": "mcp_approval_response", "approval_request_id": a.request_id, "approve": a.approve}
+        for a in request.approvals
     ]
 
 

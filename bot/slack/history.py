@@ -10,6 +10,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import ThreadKey
+from bot.tools import ThreadMessage
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +79,36 @@ class SlackHistory:
         if msg.get("bot_id") or msg.get("user") == bot_user_id:
             return f"(assistant): {text}"
         return f"{await self.display_name(msg.get('user', ''))}: {text}"
+
+
+class ThreadView:
+    """One thread, read-only, as function tools see it (`ToolContext.slack`)."""
+
+    def __init__(self, client: AsyncWebClient, history: SlackHistory, key: ThreadKey) -> None:
+        self._client = client
+        self._history = history
+        self._key = key
+
+    async def messages(self) -> list[ThreadMessage]:
+        found: list[ThreadMessage] = []
+        cursor: str | None = None
+        while len(found) < MAX_SEED_MESSAGES:
+            resp = await self._client.conversations_replies(
+                channel=self._key.channel_id, ts=self._key.thread_ts, cursor=cursor, limit=100
+            )
+            for msg in resp.get("messages") or []:
+                found.append(
+                    ThreadMessage(
+                        ts=str(msg.get("ts", "")),
+                        user=str(msg.get("user", "")),
+                        text=str(msg.get("text") or ""),
+                        bot=bool(msg.get("bot_id")),
+                    )
+                )
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not resp.get("has_more") or not cursor:
+                break
+        return found[:MAX_SEED_MESSAGES]
+
+    async def user_name(self, user_id: str) -> str:
+        return await self._history.display_name(user_id)

@@ -103,6 +103,14 @@ def _unclosed(text: str) -> int:
     return cut
 
 
+def source_line(name: str, url: str = "") -> str:
+    """One footnote: a web source links to its page, a file is named."""
+    if not url.startswith(("https://", "http://")):
+        return name
+    title = name.replace("[", "(").replace("]", ")") or url
+    return f"[{title}]({url})"
+
+
 def footnotes(names: Sequence[str]) -> str:
     """Numbered source list appended to an answer that cited files."""
     if not names:

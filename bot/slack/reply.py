@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.messages.chunk import TaskUpdateChunk
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -61,6 +62,7 @@ class ReplyStream:
         self._pending = ""  # streamed text not yet sent to Slack
         self._last_update = 0.0
         self._dirty = False
+        self._tasks = True  # task chunks accepted so far
         self.posted: list[str] = []
 
     @property
@@ -120,17 +122,10 @@ class ReplyStream:
         """Send the pending text via native streaming; False (and fall back for good) when
         Slack refuses to start a stream."""
         try:
-            if self._stream is None:
-                self._stream = await self._client.chat_stream(
-                    channel=self._key.channel_id,
-                    thread_ts=self._key.thread_ts,
-                    recipient_team_id=self._key.team_id,
-                    recipient_user_id=self._recipient,
-                    buffer_size=1,  # the batching is ours (above): every append is sent
-                )
+            stream = await self._open_stream()
             text, self._pending = self._pending, ""
             for i in range(0, len(text), STREAM_CHUNK):
-                await self._stream.append(markdown_text=text[i : i + STREAM_CHUNK])
+                await stream.append(markdown_text=text[i : i + STREAM_CHUNK])
                 await self._note_stream_ts()
             self._last_update = time.monotonic()
             return True
@@ -142,6 +137,40 @@ class ReplyStream:
             self._stream = None
             self._pending = ""
             return False
+
+    async def _open_stream(self) -> AsyncChatStream:
+        if self._stream is None:
+            self._stream = await self._client.chat_stream(
+                channel=self._key.channel_id,
+                thread_ts=self._key.thread_ts,
+                recipient_team_id=self._key.team_id,
+                recipient_user_id=self._recipient,
+                buffer_size=1,  # the batching is ours (above): every append is sent
+                task_display_mode="timeline",
+            )
+        return self._stream
+
+    async def task(self, task_id: str, title: str, status: str) -> None:
+        """A tool at work, as a task of the streaming answer; the status line without native streaming."""
+        if self._native and self._tasks:
+            try:
+                stream = await self._open_stream()
+                # Text still waiting for its batch goes first, in the same call: order is kept.
+                text, self._pending = self._pending, ""
+                chunk = TaskUpdateChunk(id=task_id, title=title, status=status)
+                await stream.append(markdown_text=text or None, chunks=[chunk])
+                await self._note_stream_ts()
+                self._last_update = time.monotonic()
+                return
+            except SlackApiError as exc:
+                # Tasks are decoration: a refusal must not cost the answer (nor its text).
+                self._pending = text + self._pending
+                log.info("task update refused (%s); using the status line", exc.response.get("error"))
+                self._tasks = False
+                if self._stream is not None and self._stream.ts is None:
+                    self._stream = None
+        if status == "in_progress":
+            await self.status(f"{title[:1].lower()}{title[1:]}…")
 
     async def _note_stream_ts(self) -> None:
         if self._stream is not None and self._stream.ts and self._ts != self._stream.ts:

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from bot.assistant import assistants as assistants_module
+from bot.assistant import runner as runner_module
 from bot.assistant.assistants import AssistantsBackend, create_assistant
 from bot.assistant.base import (
     Attached,
@@ -31,9 +32,9 @@ from bot.assistant.base import (
     ToolCall,
 )
 from bot.assistant.errors import RETRY_LATER
-from bot.assistant.tools import FunctionTool, ToolSet
 from bot.attachments import LocalFile
 from bot.inbound import Inbound, ThreadKey
+from bot.tools import FunctionTool, ToolSet
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.openai.script import tiny_png
 from tests.harness import ROOT
@@ -185,7 +186,7 @@ async def test_a_retried_turn_does_not_repeat_its_messages(
 
 
 def recording_tool(calls: list[dict[str, Any]]) -> ToolSet:
-    async def lookup(args: dict[str, Any]) -> str:
+    async def lookup(**args: Any) -> str:
         calls.append(args)
         return json.dumps({"found": args.get("q")})
 
@@ -202,7 +203,11 @@ async def test_function_calls_are_run_and_answered(
         backend, binding, request('look it up #tool:lookup {"q": 7}', tools=recording_tool(calls))
     )
     assert calls == [{"q": 7}]
-    assert Status("calling lookup…") in events and ToolCall("lookup") in events
+    assert Status("calling lookup…") in events
+    assert [(e.name, e.status) for e in events if isinstance(e, ToolCall)] == [
+        ("lookup", "in_progress"),
+        ("lookup", "complete"),
+    ]
     assert final(events) == Completed('tool lookup said: {"found": 7}')
     [submit] = emu.requests_to("POST", "/v1/threads/*/runs/*/submit_tool_outputs")
     assert submit.json is not None and submit.json["stream"] is True
@@ -222,12 +227,12 @@ async def test_function_calls_are_run_and_answered(
 async def test_tool_rounds_are_bounded_and_the_run_is_cancelled(
     emu: OpenAIEmulator, backend: AssistantsBackend, binding: Binding, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(assistants_module, "MAX_TOOL_ROUNDS", 1)
+    monkeypatch.setattr(runner_module, "MAX_TOOL_ROUNDS", 1)
     events = await collect(backend, binding, request("#tool:lookup {}", tools=recording_tool([])))
     assert final(events) == Failed("The assistant kept calling tools without answering.", retryable=False)
     assert [r.status for r in runs_of(emu, binding)] == ["cancelled"]
     # Nothing is left blocking the thread.
-    monkeypatch.setattr(assistants_module, "MAX_TOOL_ROUNDS", 8)
+    monkeypatch.setattr(runner_module, "MAX_TOOL_ROUNDS", 8)
     assert isinstance(final(await collect(backend, binding, request(message("next", ts="5.0")))), Completed)
 
 

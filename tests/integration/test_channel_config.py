@@ -117,8 +117,9 @@ async def test_channel_tools_and_file_kinds_narrow_what_the_turn_offers(
     slack: SlackEmulator, openai_emu: OpenAIEmulator, bot_env_vars: dict[str, str], tmp_path: Path
 ) -> None:
     config = tmp_path / "threadbridge.yml"
-    config.write_text(f"channels:\n  {SUPPORT}:\n    tools: []\n    file_kinds: [image]\n")
-    bot = await start_in_process(slack, {**bot_env_vars, "THREADBRIDGE_CONFIG": str(config)})
+    config.write_text(f"channels:\n  {SUPPORT}:\n    tools: [thread_participants]\n    file_kinds: [image]\n")
+    env = {**bot_env_vars, "THREADBRIDGE_CONFIG": str(config), "THREADBRIDGE_TOOLS": "examples.tools"}
+    bot = await start_in_process(slack, env)
     try:
         notes = slack.host_file("notes.txt", b"some notes\n", mimetype="text/plain", filetype="text")
         ts = await bot.say(SUPPORT, f"{BOT} read this", files=[notes])
@@ -131,4 +132,5 @@ async def test_channel_tools_and_file_kinds_narrow_what_the_turn_offers(
     assert "set up not to take document files" in slack.bot_messages(SUPPORT, ts)[0]["text"]
     support, elsewhere = _sent(openai_emu)
     assert "current_time" not in str(support.get("tools"))
+    assert "thread_participants" in str(support.get("tools"))
     assert "current_time" in str(elsewhere.get("tools"))

@@ -135,7 +135,8 @@ def _prepare(emu: OpenAIEmulator, body: dict[str, Any]) -> Turn:
 def _toolbox(emu: OpenAIEmulator, tools: list[Any]) -> script.Toolbox:
     functions: set[str] = set()
     searchable: list[script.SearchableFile] = []
-    file_search = code_interpreter = False
+    file_search = code_interpreter = web_search = False
+    web_domains: tuple[str, ...] = ()
     mounted: list[script.MountedFile] = []
     for index, tool in enumerate(tools):
         if not isinstance(tool, dict):
@@ -147,6 +148,10 @@ def _toolbox(emu: OpenAIEmulator, tools: list[Any]) -> script.Toolbox:
             file_search = True
             ids = tool.get("vector_store_ids") or []
             searchable += emu.searchable_files(ids, param=f"tools[{index}].vector_store_ids")
+        elif kind in ("web_search", "web_search_2025_08_26"):
+            web_search = True
+            filters = tool.get("filters") or {}
+            web_domains = tuple(filters.get("allowed_domains") or ()) if isinstance(filters, dict) else ()
         elif kind == "code_interpreter":
             code_interpreter = True
             container = tool.get("container")
@@ -154,7 +159,13 @@ def _toolbox(emu: OpenAIEmulator, tools: list[Any]) -> script.Toolbox:
             emu.code_interpreter_file_ids.append(file_ids)
             mounted += emu.mounted_files(file_ids, param=f"tools[{index}].container")
     return script.Toolbox(
-        frozenset(functions), file_search, tuple(searchable), code_interpreter, tuple(mounted)
+        frozenset(functions),
+        file_search,
+        tuple(searchable),
+        code_interpreter,
+        tuple(mounted),
+        web_search,
+        web_domains,
     )
 
 
@@ -296,6 +307,8 @@ class Turn:
             yield from self._call(step, index)
         elif isinstance(step, script.SearchFiles):
             yield from self._search(step, index)
+        elif isinstance(step, script.SearchWeb):
+            yield from self._search_web(step, index)
         else:
             yield from self._run_code(step, index)
 
@@ -375,6 +388,25 @@ class Turn:
         item.update(status="completed", queries=list(step.queries))
         yield {"type": "response.output_item.done", "output_index": index, "item": dict(item)}, False
 
+    def _search_web(self, step: script.SearchWeb, index: int) -> Iterator[tuple[dict[str, Any], bool]]:
+        # Shapes of ResponseFunctionWebSearch and the response.web_search_call.* events.
+        item_id = new_id("ws")
+        item: dict[str, Any] = {
+            "id": item_id,
+            "type": "web_search_call",
+            "status": "in_progress",
+            "action": {"type": "search", "query": step.query},
+        }
+        self.output.append(item)
+        where = {"item_id": item_id, "output_index": index}
+        yield {"type": "response.output_item.added", "output_index": index, "item": dict(item)}, False
+        yield {"type": "response.web_search_call.in_progress", **where}, False
+        yield {"type": "response.web_search_call.searching", **where}, False
+        yield {"type": "response.web_search_call.completed", **where}, False
+        sources = [{"type": "url", "url": p.url} for p in step.pages]
+        item.update(status="completed", action={"type": "search", "query": step.query, "sources": sources})
+        yield {"type": "response.output_item.done", "output_index": index, "item": dict(item)}, False
+
     def _run_code(self, step: script.RunCode, index: int) -> Iterator[tuple[dict[str, Any], bool]]:
         container = self._container()
         for mounted in step.inputs:
@@ -417,6 +449,14 @@ class Turn:
         return container
 
     def _annotation(self, citation: script.Citation) -> dict[str, Any]:
+        if isinstance(citation, script.UrlCitation):
+            return {
+                "type": "url_citation",
+                "url": citation.url,
+                "title": citation.title,
+                "start_index": citation.start,
+                "end_index": citation.end,
+            }
         if isinstance(citation, script.FileCitation):
             return {
                 "type": "file_citation",

@@ -119,6 +119,8 @@ class Toolbox:
     searchable: tuple[SearchableFile, ...] = ()
     code_interpreter: bool = False
     mounted: tuple[MountedFile, ...] = ()
+    web_search: bool = False
+    web_domains: tuple[str, ...] = ()  # filters.allowed_domains; empty = the whole web
 
 
 # --------------------------------------------------------------------------- plan
@@ -138,7 +140,15 @@ class GeneratedFileCitation:
     end: int
 
 
-Citation = FileCitation | GeneratedFileCitation
+@dataclass(frozen=True)
+class UrlCitation:
+    url: str
+    title: str
+    start: int
+    end: int
+
+
+Citation = FileCitation | GeneratedFileCitation | UrlCitation
 
 
 @dataclass(frozen=True)
@@ -179,7 +189,19 @@ class RunCode:
     outputs: tuple[GeneratedFile, ...]
 
 
-Step = Say | CallFunction | SearchFiles | RunCode
+@dataclass(frozen=True)
+class WebPage:
+    url: str
+    title: str
+
+
+@dataclass(frozen=True)
+class SearchWeb:
+    query: str
+    pages: tuple[WebPage, ...]
+
+
+Step = Say | CallFunction | SearchFiles | RunCode | SearchWeb
 
 
 @dataclass(frozen=True)
@@ -248,6 +270,9 @@ def plan_reply(transcript: Sequence[Entry], tools: Toolbox) -> Plan:
     if "chart" in cues and tools.code_interpreter:
         return plan(*_chart(tools), failure=failure)
 
+    if "web" in cues and tools.web_search:
+        return plan(*_search_web(last_text, tools), failure=failure)
+
     if tools.searchable and ("cite" in cues or "?" in last_text):
         return plan(*_search(echo, last_text, tools), failure=failure)
 
@@ -270,7 +295,9 @@ def plan_reply(transcript: Sequence[Entry], tools: Toolbox) -> Plan:
 
 def _cues(text: str) -> set[str]:
     found = {
-        c for c in ("fail", "stream-error", "slow", "stall", "markdown", "chart", "cite") if _has(text, c)
+        c
+        for c in ("fail", "stream-error", "slow", "stall", "markdown", "chart", "cite", "web")
+        if _has(text, c)
     }
     if _LONG_CUE.search(text):
         found.add("long")
@@ -328,6 +355,30 @@ def _search(echo: str, query: str, tools: Toolbox) -> tuple[Step, ...]:
         SearchFiles((query,), tools.searchable),
         Say(split_chunks(text), tuple(citations)),
     )
+
+
+WEB_PAGES = (
+    WebPage("https://docs.example.com/guide", "The Example Guide"),
+    WebPage("https://news.example.org/today", "Example News"),
+)
+
+
+def _search_web(query: str, tools: Toolbox) -> tuple[Step, ...]:
+    """A web search whose pages (limited to the allowed domains) are cited in the answer."""
+    pages = tuple(
+        p
+        for p in WEB_PAGES
+        if not tools.web_domains
+        or any(p.url.split("/")[2] == d or p.url.split("/")[2].endswith("." + d) for d in tools.web_domains)
+    )
+    text = "From the web:"
+    citations: list[Citation] = []
+    for page in pages:
+        text += " "
+        start = len(text)
+        text += page.title
+        citations.append(UrlCitation(page.url, page.title, start, len(text)))
+    return (SearchWeb(query, pages), Say(split_chunks(text), tuple(citations)))
 
 
 def _chart(tools: Toolbox) -> tuple[Step, ...]:
