@@ -15,12 +15,12 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from slack_sdk.errors import SlackApiError
 
-from bot import logs, policy
+from bot import config_file, logs, policy
 from bot.app import Runtime, make_tools
 from bot.assistant.assistants import create_assistant
 from bot.assistant.base import BackendError
 from bot.config import ConfigError, Settings, load_settings
-from bot.policy import PolicyError
+from bot.config_file import PolicyError
 
 log = logging.getLogger("threadbridge")
 
@@ -65,7 +65,7 @@ async def _serve(settings: Settings, command: str, *, serve_http: bool) -> int:
 
 async def _check(settings: Settings) -> int:
     try:
-        policy.load(settings, policy.tool_names(make_tools(settings)))
+        config_file.load(settings, policy.tool_names(make_tools(settings)))
         if settings.config_file is not None:
             print(f"configuration file: ok ({settings.config_file})")
     except PolicyError as exc:

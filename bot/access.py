@@ -7,8 +7,9 @@ import logging
 from redis.asyncio import Redis
 
 from bot import metrics
+from bot.config_file import Access
 from bot.inbound import ADMITTED, Admission, Inbound
-from bot.policy import Access, Policy
+from bot.policy import Policy
 
 log = logging.getLogger(__name__)
 

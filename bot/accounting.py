@@ -7,8 +7,8 @@ import logging
 from bot import metrics
 from bot.assistant.base import Usage
 from bot.budgets import Budgets, Refusal, Spent
+from bot.config_file import ChannelSettings, PolicyConfig
 from bot.inbound import ThreadKey
-from bot.policy import ChannelSettings, PolicyConfig
 
 log = logging.getLogger(__name__)
 

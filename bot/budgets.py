@@ -16,8 +16,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bot.config_file import Limits, Reset
 from bot.inbound import ThreadKey
-from bot.policy import Limits, Reset
 
 # After the day they count, counters linger a little for late charges and for the curious.
 COUNTER_GRACE_S = 6 * 3600

@@ -33,9 +33,10 @@ from bot.assistant.base import (
 )
 from bot.attachments import FileKind, Rejected
 from bot.budgets import Budgets
+from bot.config_file import ChannelSettings, PolicyConfig
 from bot.inbound import Inbound, ThreadKey
 from bot.leases import Heartbeat
-from bot.policy import ChannelSettings, Policy, PolicyConfig, narrow_tools
+from bot.policy import Policy, narrow_tools
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory, ThreadView
 from bot.slack.notices import tell_privately

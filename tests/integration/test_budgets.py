@@ -8,8 +8,8 @@ import time
 from redis.asyncio import Redis
 
 from bot.budgets import Budgets, budget_day
+from bot.config_file import Limits, Reset
 from bot.inbound import ThreadKey
-from bot.policy import Limits, Reset
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
 from tests.harness import model_requests, start_in_process, stop

@@ -9,7 +9,8 @@ import pytest
 
 from bot.attachments import FileKind
 from bot.budgets import budget_day
-from bot.policy import Limits, Policy, PolicyError, Reset, load
+from bot.config_file import Limits, PolicyError, Reset, load
+from bot.policy import Policy
 from tests.harness import settings_from
 
 BASE = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
