@@ -160,6 +160,9 @@ class TurnRunner:
             )
             async with asyncio.timeout(self._settings.timeout_s):
                 binding = await self._run(key, binding, request, reply, meter)
+        except asyncio.CancelledError:
+            meter.outcome = "interrupted"  # shutting down: another worker takes the messages over
+            raise
         except TimeoutError:
             meter.outcome = "timeout"
             log.warning("turn timed out after %ss", self._settings.timeout_s, extra=extra)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
-from tests.harness import bot_env, model_requests, start_in_process, stop
+from tests.harness import bot_env, eventually, model_requests, start_in_process, stop
 
 BOT = "<@U0BOT>"
 SUPPORT = "C0SUPPORT"
@@ -134,3 +134,26 @@ async def test_channel_tools_and_file_kinds_narrow_what_the_turn_offers(
     assert "current_time" not in str(support.get("tools"))
     assert "thread_participants" in str(support.get("tools"))
     assert "current_time" in str(elsewhere.get("tools"))
+
+
+async def test_an_edited_file_is_reloaded_without_a_signal(
+    slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "threadbridge.yml"
+    config.write_text("default:\n  instructions: Before the edit.\n")
+    env = bot_env(slack, openai_emu, redis_url, prefix, THREADBRIDGE_CONFIG=str(config))
+    bot = await start_in_process(slack, env)
+    assert bot.runtime is not None
+    policy = bot.runtime.policy
+    try:
+        config.write_text("default:\n  instructions: After the edit, noticed on disk.\n")
+
+        async def noticed() -> bool:
+            return policy.current.default.instructions == "After the edit, noticed on disk."
+
+        await eventually(noticed, "the watcher to reload the edited file")
+        ts = await bot.say(OTHER, f"{BOT} who are you now?")
+        await bot.replies(OTHER, ts, 1)
+    finally:
+        await stop(bot)
+    assert [body["instructions"] for body in _sent(openai_emu)] == ["After the edit, noticed on disk."]
