@@ -235,11 +235,10 @@ class _Loader:
                 self.problem(f"channels.{name}", "not a channel id (C…, G…, D…) or #name")
                 continue
             channels[name] = self._settle(f"channels.{name}", entry, default)
-        for key in ("teams", "channels", "users"):
-            rule: ListRule = getattr(parsed.access, key)
-            for i, value in enumerate([*rule.allow, *rule.deny]):
-                if key == "channels" and not CHANNEL_KEY.match(value):
-                    self.problem(f"access.{key}[{i}]", f"{value!r} is not a channel id or #name")
+        for side in ("allow", "deny"):
+            for i, value in enumerate(getattr(parsed.access.channels, side)):
+                if not CHANNEL_KEY.match(value):
+                    self.problem(f"access.channels.{side}.{i}", f"{value!r} is not a channel id or #name")
         timezone = budgets.timezone or self.settings.budget_timezone
         try:
             ZoneInfo(timezone)

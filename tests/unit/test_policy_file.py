@@ -128,6 +128,9 @@ channels:
   C0TWO:
     tools: [no_such_tool]
     file_kinds: [video]
+access:
+  channels:
+    deny: [general]
 budgets:
   timezone: Mars/Olympus
 """,
@@ -135,6 +138,7 @@ budgets:
     with pytest.raises(PolicyError) as caught:
         _load(path)
     joined = "\n".join(caught.value.problems)
+    assert "access.channels.deny.0: 'general' is not a channel id or #name" in joined
     assert "channels.general: not a channel id" in joined
     assert "channels.C0ONE: set instructions or instructions_file, not both" in joined
     assert "channels.C0TWO.tools: unknown tool(s) ['no_such_tool']" in joined
