@@ -34,7 +34,7 @@ class TurnQueue:
 
     async def accept(self, inbound: Inbound) -> Enqueued:
         result = await self._store.enqueue(inbound, maxlen=self._maxlen, flood_limit=self._flood_limit)
-        metrics.inc(f"messages_{result.name.lower()}_total")
+        metrics.inc("messages_total", result=result.name.lower())
         return result
 
 

@@ -39,9 +39,10 @@ def _child_setup(nice: int) -> Callable[[], None]:
 class WorkerProcesses:
     """Starts `count` worker processes and restarts any that exits until stop()."""
 
-    def __init__(self, count: int, *, nice: int = 0) -> None:
+    def __init__(self, count: int, *, nice: int = 0, env: dict[str, str] | None = None) -> None:
         self._count = count
         self._nice = nice
+        self._env = env  # added to this process's environment
         self._procs: dict[int, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -58,7 +59,13 @@ class WorkerProcesses:
 
     async def _spawn(self, slot: int) -> None:
         self._procs[slot] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "worker", "--no-http", preexec_fn=_child_setup(self._nice)
+            sys.executable,
+            "-m",
+            "bot",
+            "worker",
+            "--no-http",
+            preexec_fn=_child_setup(self._nice),
+            env={**os.environ, **self._env} if self._env else None,
         )
 
     async def _watch(self, slot: int) -> None:
@@ -74,6 +81,13 @@ class WorkerProcesses:
             if self._stopping:
                 return
             await self._spawn(slot)
+
+    def signal(self, sig: int) -> None:
+        """Pass a signal on (SIGHUP: reload the configuration file)."""
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
 
     async def stop(self, grace_s: float) -> None:
         """SIGTERM every worker (each finishes its turns within the grace), then wait."""

@@ -8,10 +8,12 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 
+from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
+from bot.accounting import TurnMeter
 from bot.assistant.base import (
     Attached,
     Backend,
@@ -27,13 +29,18 @@ from bot.assistant.base import (
     Status,
     TextDelta,
     ToolCall,
+    Usage,
 )
-from bot.attachments import Rejected
+from bot.attachments import FileKind, Rejected
+from bot.budgets import Budgets
+from bot.config_file import ChannelSettings, PolicyConfig
 from bot.inbound import Inbound, ThreadKey
 from bot.leases import Heartbeat
+from bot.policy import Policy, narrow_tools
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory, ThreadView
 from bot.slack.markup import mentioned_users, neutralize
+from bot.slack.notices import tell_privately
 from bot.slack.render import source_line
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
 from bot.store import Lease, Store
@@ -73,6 +80,8 @@ class TurnRunner:
         tools: ToolSet,
         settings: TurnSettings,
         heartbeat: Heartbeat,
+        policy: Policy | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self._heartbeat = heartbeat
         self._store = store
@@ -82,6 +91,8 @@ class TurnRunner:
         self._files = files
         self._tools = tools
         self._settings = settings
+        self._policy = policy
+        self._budgets = budgets
 
     async def handle(self, entry_id: str, payload: str) -> None:
         """Offer one queued message to its thread; if we get the lock, run Turns until its inbox is empty."""
@@ -112,10 +123,18 @@ class TurnRunner:
     ) -> Binding | None:
         """One Turn: the pending messages of a thread → one backend run → one reply."""
         extra = {"thread_key": str(key), "event_id": ",".join(m.event_id for m in inbox if m.event_id)}
-        metrics.inc("turns_started_total")
         if interrupted:
             log.info("replacing an interrupted reply %s", interrupted, extra=extra)
             await discard_interrupted(self._slack, key, interrupted)
+        # The configuration in force now holds for the whole turn, whatever reloads meanwhile.
+        config, channel = await self._channel(key)
+        meter = TurnMeter(key, inbox[-1].user, config, channel, self._budgets)
+        refusal = await meter.admit()
+        if refusal is not None:
+            # Before any download or model call: over budget costs nothing.
+            await tell_privately(self._slack, key, meter.user, refusal.message())
+            await self._settle(meter)
+            return binding
         inputs = [replace(m, speaker=await self._history.display_name(m.user)) for m in inbox]
         reply = ReplyStream(
             self._slack,
@@ -128,34 +147,42 @@ class TurnRunner:
         await reply.status("is thinking…")
         try:
             binding, seed = await self._binding(key, binding, inputs)
-            binding, attached = await self._take_files(key, binding, inputs, reply)
+            binding, attached = await self._take_files(key, binding, inputs, reply, channel.file_kinds)
             if not any(m.text for m in inputs) and any(m.files for m in inputs):
+                meter.outcome = "files_only"
                 await self._confirm_files_only(key, attached)
                 return binding
             request = RunRequest(
                 inputs=tuple(inputs),
-                tools=self._tools,
+                tools=narrow_tools(self._tools, channel),
                 attached=tuple(attached),
                 seed=tuple(seed),
                 context=self._tool_context(key, inputs[-1]),
+                model=channel.model,
+                instructions=channel.instructions,
+                safety_identifier=self._policy.safety_identifier(meter.user) if self._policy else "",
             )
             async with asyncio.timeout(self._settings.timeout_s):
-                binding = await self._run(key, binding, request, reply)
-            metrics.inc("turns_completed_total")
+                binding = await self._run(key, binding, request, reply, meter)
+        except asyncio.CancelledError:
+            meter.outcome = "interrupted"  # shutting down: another worker takes the messages over
+            raise
         except TimeoutError:
-            metrics.inc("turns_failed_total")
+            meter.outcome = "timeout"
             log.warning("turn timed out after %ss", self._settings.timeout_s, extra=extra)
             await reply.fail(f"The assistant took too long to answer. {RETRY}")
         except BackendError as exc:
-            metrics.inc("turns_failed_total")
+            meter.outcome = "failed"
             log.warning("turn failed: %s", exc, extra=extra)
             await reply.fail(f"{exc.user_message} {saved(exc.kept)}")
         except Exception:
             # Not retried: a message that breaks the bot must not loop through the queue forever.
-            metrics.inc("turns_failed_total")
+            meter.outcome = "crashed"
             log.exception("turn crashed", extra=extra)
             with contextlib.suppress(Exception):
                 await reply.fail(f"Something went wrong on my side. {RETRY}")
+        finally:
+            await self._settle(meter)
         if binding is None and reply.posted:
             # Told to try again in a thread that has no conversation yet: the thread is the
             # bot's all the same, so a plain reply there is answered.
@@ -168,19 +195,40 @@ class TurnRunner:
             return frozenset()
         return mentioned_users(m.text for m in inputs)
 
+    async def _channel(self, key: ThreadKey) -> tuple[PolicyConfig, ChannelSettings]:
+        if self._policy is None:
+            return PolicyConfig(), ChannelSettings()
+        return await self._policy.for_channel(key.channel_id)
+
+    async def _settle(self, meter: TurnMeter) -> None:
+        try:
+            await meter.close()
+        except (RedisError, OSError) as exc:
+            # The answer is out; failing the turn now would only answer it twice.
+            log.warning(
+                "could not charge the turn's tokens: %s",
+                type(exc).__name__,
+                extra={"thread_key": str(meter.key)},
+            )
+
     def _tool_context(self, key: ThreadKey, asker: Inbound) -> ToolContext:
         view = ThreadView(self._slack, self._history, key)
         return ToolContext(key, asker.user, asker.speaker, key.channel_id, view)
 
     async def _take_files(
-        self, key: ThreadKey, binding: Binding, inputs: list[Inbound], reply: ReplyStream
+        self,
+        key: ThreadKey,
+        binding: Binding,
+        inputs: list[Inbound],
+        reply: ReplyStream,
+        kinds: frozenset[FileKind] | None = None,
     ) -> tuple[Binding, list[Attached]]:
         """Download the files shared with these messages and hand them to the backend."""
         refs = [f for m in inputs for f in m.files]
         if not refs:
             return binding, []
         await reply.status(f"reading {', '.join(r.name or 'a file' for r in refs)}…")
-        local, problems = await self._files.fetch_all(refs)
+        local, problems = await self._files.fetch_all(refs, kinds)
         before = binding
         binding, attached = await self._backend.attach(binding, local)
         if binding != before:
@@ -247,11 +295,11 @@ class TurnRunner:
         return await self._history.earlier_messages(key, first.ts, self._settings.bot_user_id)
 
     async def _run(
-        self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream
+        self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream, meter: TurnMeter
     ) -> Binding:
         for attempt in range(LOCKED_RETRIES + 1):
             try:
-                await self._stream(key, binding, request, reply)
+                await self._stream(key, binding, request, reply, meter)
                 return binding
             except ConversationGone:
                 if reply.started:
@@ -269,7 +317,7 @@ class TurnRunner:
         return binding
 
     async def _stream(
-        self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream
+        self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream, meter: TurnMeter
     ) -> None:
         sources: list[str] = []
         end: Completed | Failed | None = None
@@ -279,7 +327,10 @@ class TurnRunner:
             async for event in events:
                 match event:
                     case TextDelta(text=text):
+                        meter.text()
                         await reply.append(text)
+                    case Usage():
+                        meter.used(event)
                     case Status(text=text):
                         await reply.status(text)
                     case ToolCall(name=name, id=task_id, status=status, title=title):
@@ -296,9 +347,10 @@ class TurnRunner:
             case Completed():
                 await reply.finish(sources)
             case Failed(message=message, kept=kept):
+                meter.outcome = "failed"
                 await reply.fail(f"{message} {saved(kept)}")
-                metrics.inc("turns_failed_total")
             case None:
+                meter.outcome = "failed"
                 await reply.fail(f"The assistant stopped without finishing. {RETRY}")
 
 
@@ -331,7 +383,7 @@ async def record_feedback(
     store: Store, backend: Backend, slack: AsyncWebClient, key: ThreadKey, user: str, value: str
 ) -> None:
     """👍/👎 on an answer: kept on the server-side conversation's metadata, counted, thanked."""
-    metrics.inc(f"feedback_{value}_total")
+    metrics.inc("feedback_total", value=value)
     binding = await store.binding(key)
     if binding is not None and binding.backend == backend.name:
         try:

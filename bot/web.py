@@ -12,9 +12,16 @@ from bot import metrics
 from bot.slack.guard import RequestGuard
 
 Ready = Callable[[], Awaitable[bool]]
+Scrape = Callable[[], Awaitable[bytes]]
 
 
-def build_web_app(bolt: AsyncApp | None, ready: Ready, guard: RequestGuard | None = None) -> web.Application:
+async def _render() -> bytes:
+    return metrics.render()
+
+
+def build_web_app(
+    bolt: AsyncApp | None, ready: Ready, guard: RequestGuard | None = None, scrape: Scrape = _render
+) -> web.Application:
     """Routes for one process; /slack/events only when this process is a Slack HTTP edge."""
 
     async def events(request: web.Request) -> web.Response:
@@ -33,7 +40,7 @@ def build_web_app(bolt: AsyncApp | None, ready: Ready, guard: RequestGuard | Non
         return web.Response(status=503, text="not ready: redis unreachable")
 
     async def metrics_route(_: web.Request) -> web.Response:
-        return web.Response(text=metrics.render(), content_type="text/plain")
+        return web.Response(body=await scrape(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)

@@ -38,6 +38,7 @@ from bot.assistant.base import (
     RunRequest,
     Status,
     TextDelta,
+    Usage,
 )
 from bot.assistant.capabilities import Capabilities
 from bot.assistant.errors import RETRY_LATER, translate
@@ -45,7 +46,6 @@ from bot.assistant.runner import CallsPending, FunctionCall, Step, ToolOutput
 from bot.assistant.uploads import NOT_TAKEN, UNREADABLE_IMAGE, UnreadableImage, Uploads
 from bot.attachments import FileKind, LocalFile
 from bot.inbound import ThreadKey
-from bot.tools import ToolSet
 
 log = logging.getLogger(__name__)
 
@@ -232,9 +232,9 @@ class AssistantsBackend:
         for key, params in _messages(request):
             await self._add_message(thread_id, key, params)
 
-    async def start_run(self, thread_id: str, tools: ToolSet) -> AsyncStream[AssistantStreamEvent]:
+    async def start_run(self, thread_id: str, request: RunRequest) -> AsyncStream[AssistantStreamEvent]:
         extra = await self._additional_instructions()
-        return await self._unblocked(thread_id, lambda: self._start(thread_id, tools, extra))
+        return await self._unblocked(thread_id, lambda: self._start(thread_id, request, extra))
 
     async def _add_message(self, thread_id: str, key: str, params: dict[str, Any]) -> None:
         if (thread_id, key) in self._posted:
@@ -250,8 +250,9 @@ class AssistantsBackend:
             self._posted.popitem(last=False)
 
     def _start(
-        self, thread_id: str, tools: ToolSet, extra: str | None
+        self, thread_id: str, request: RunRequest, extra: str | None
     ) -> Awaitable[AsyncStream[AssistantStreamEvent]]:
+        tools = request.tools
         schemas: list[dict[str, Any]] = tools.assistant_schemas()
         if tools.file_search:
             schemas.append({"type": "file_search"})
@@ -263,7 +264,10 @@ class AssistantsBackend:
             return self._client.beta.threads.runs.create(
                 thread_id,
                 assistant_id=self._assistant_id,
-                additional_instructions=extra if extra else openai.omit,
+                # A channel's own instructions replace the assistant's; the bot's are added to them.
+                instructions=request.instructions or openai.omit,
+                additional_instructions=extra if extra and not request.instructions else openai.omit,
+                model=request.model or openai.omit,
                 tools=cast("list[AssistantToolParam]", schemas),
                 stream=True,
             )
@@ -462,7 +466,7 @@ class _AssistantsRun:
         if not self._started:
             await backend.add_messages(thread_id, self._request)
             self._added = True
-            stream = await backend.start_run(thread_id, self._request.tools)
+            stream = await backend.start_run(thread_id, self._request)
             self._started = True
         else:
             submitted = [{"tool_call_id": o.call_id, "output": o.output} for o in outputs]
@@ -577,7 +581,7 @@ class _Outcome:
             return []
         if kind == "thread.run.completed":
             self.ended = True
-            return []
+            return [*_usage(data)]
         if kind in RUN_ENDINGS:
             self.ended = True
             error = getattr(data, "last_error", None)
@@ -585,7 +589,7 @@ class _Outcome:
             log.warning("run %s ended as %s: %s", self.run_id, kind, detail)
             rate_limited = getattr(error, "code", "") == "rate_limit_exceeded"
             self.failed = Failed(RETRY_LATER if rate_limited else RUN_ENDINGS[kind])
-            return []
+            return [*_usage(data)]  # an unfinished run still cost its tokens
         if kind == "error":
             log.warning("stream error event: %s %s", getattr(data, "code", ""), getattr(data, "message", ""))
             self.failed = Failed("The assistant service reported an error mid-answer.")
@@ -671,6 +675,21 @@ class _Outcome:
         found = self.files.setdefault(file_id, _Output(name, image))
         found.image = found.image or image
         found.name = found.name or name
+
+
+def _usage(run: Any) -> list[RunEvent]:
+    usage = getattr(run, "usage", None)
+    if usage is None:
+        return []
+    details = getattr(usage, "prompt_token_details", None)
+    return [
+        Usage(
+            model=str(getattr(run, "model", "") or ""),
+            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cached_tokens=int(getattr(details, "cached_tokens", 0) or 0),
+        )
+    ]
 
 
 def _messages(request: RunRequest) -> list[tuple[str, dict[str, Any]]]:

@@ -63,7 +63,7 @@ class Binding:
 
 
 # How the model uses an attached file; "none" for one it could not take.
-Usage = Literal["file_search", "vision", "code_interpreter", "none"]
+FileUse = Literal["file_search", "vision", "code_interpreter", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class Attached:
 
     name: str
     remote_id: str
-    usage: Usage
+    usage: FileUse
     error: str = ""  # set when the server refused or failed to index it (safe to show)
     data_url: str = ""  # an image sent inline, for servers that refuse vision uploads
 
@@ -132,6 +132,16 @@ class ApprovalRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model call used (a turn with tool rounds reports one per call)."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Completed:
     text: str = ""
 
@@ -146,7 +156,9 @@ class Failed:
     kept: bool | None = None
 
 
-RunEvent = Status | TextDelta | Citation | OutputFile | ToolCall | ApprovalRequested | Completed | Failed
+RunEvent = (
+    Status | TextDelta | Citation | OutputFile | ToolCall | ApprovalRequested | Usage | Completed | Failed
+)
 
 
 class BackendError(Exception):
@@ -178,6 +190,11 @@ class RunRequest:
     seed: tuple[str, ...] = field(default=())
     context: ToolContext | None = None  # what function tools learn about the asker
     approvals: tuple[Approval, ...] = ()  # MCP approval decisions this run continues with
+    # The channel's configuration; empty means the backend's own default.
+    model: str = ""
+    instructions: str = ""
+    # A salted hash of the Slack user, never the raw id (OpenAI's abuse detection per end user).
+    safety_identifier: str = ""
 
 
 @dataclass(frozen=True, slots=True)

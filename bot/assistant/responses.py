@@ -56,8 +56,10 @@ class ResponsesBackend:
         code_interpreter: bool = False,
         store_days: int = 90,
         inline_image_max_px: int = 2048,
+        max_output_tokens: int | None = None,
     ) -> None:
         self._client = client
+        self._max_output_tokens = max_output_tokens
         self._model = model
         self._instructions = instructions
         self._code_interpreter = code_interpreter
@@ -197,11 +199,11 @@ class ResponsesBackend:
             return False
 
     async def respond(
-        self, binding: Binding, tools: ToolSet, items: list[dict[str, Any]], outcome: ResponseOutcome
+        self, binding: Binding, request: RunRequest, items: list[dict[str, Any]], outcome: ResponseOutcome
     ) -> AsyncGenerator[RunEvent, None]:
         """One streamed `responses.create`, retried once without an option the server refused."""
         while True:
-            params = self._params(binding, tools, items)
+            params = self._params(binding, request.tools, items) | self._turn_params(binding, request)
             try:
                 # The raw body, read as dicts: no SDK model is built per event.
                 async with self._client.responses.with_streaming_response.create(**params) as raw:
@@ -226,6 +228,19 @@ class ResponsesBackend:
                 outcome.reset()
                 continue
             return
+
+    def _turn_params(self, binding: Binding, request: RunRequest) -> dict[str, Any]:
+        """The channel's model and instructions, and what keeps cost and abuse per user in check."""
+        params: dict[str, Any] = {"prompt_cache_key": binding.conversation_id}
+        if request.model:
+            params["model"] = request.model
+        if request.instructions:
+            params["instructions"] = request.instructions
+        if request.safety_identifier:
+            params["safety_identifier"] = request.safety_identifier
+        if self._max_output_tokens:
+            params["max_output_tokens"] = self._max_output_tokens
+        return params
 
     def _params(self, binding: Binding, tools: ToolSet, items: list[dict[str, Any]]) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -282,7 +297,7 @@ class _ResponsesRun:
         outcome = ResponseOutcome()
         # Closed with the call, so the HTTP stream is too (not later, by the event loop).
         async with contextlib.aclosing(
-            self._backend.respond(self._binding, self._request.tools, items, outcome)
+            self._backend.respond(self._binding, self._request, items, outcome)
         ) as events:
             async for event in events:
                 yield event

@@ -12,9 +12,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.inbound import Enqueued, Inbound, InboundKind, ThreadKey
+from bot.inbound import ADMITTED, Admission, Enqueued, Inbound, InboundKind, ThreadKey
 from bot.slack.files import file_ref
 from bot.slack.guard import edge_middleware
+from bot.slack.notices import tell_privately
 from bot.slack.render import FEEDBACK_ACTION
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,16 @@ REQUIRED_SCOPES = (
     "app_mentions:read",  # app_mention
     "assistant:write",  # assistant.threads.setStatus / setSuggestedPrompts
     "channels:history",  # message.channels, conversations.replies
+    "channels:read",  # conversations.info: channel names for `#name` rules
     "chat:write",  # replies, streaming
     "files:read",  # downloading shared files, file_deleted
     "files:write",  # uploading generated files
     "groups:history",  # message.groups
+    "groups:read",  # conversations.info in private channels
     "im:history",  # message.im
     "mpim:history",  # message.mpim
     "reactions:write",  # acknowledging files
-    "users:read",  # display names
+    "users:read",  # display names, guest status
 )
 
 
@@ -60,6 +63,17 @@ class Intake(Protocol):
     async def is_active(self, key: ThreadKey) -> bool: ...
 
     async def accept(self, inbound: Inbound) -> Enqueued: ...
+
+
+class Gate(Protocol):
+    """Who may use the bot where: asked before a message is queued (or a file downloaded)."""
+
+    async def admit(self, inbound: Inbound, *, external: bool = False) -> Admission: ...
+
+
+class _Open:
+    async def admit(self, inbound: Inbound, *, external: bool = False) -> Admission:
+        return ADMITTED
 
 
 FileDeleted = Callable[[str, str], Awaitable[None]]
@@ -77,8 +91,10 @@ class Listeners:
         on_file_deleted: FileDeleted,
         on_feedback: Feedback,
         on_thread_deleted: ThreadDeleted,
+        gate: Gate | None = None,
     ) -> None:
         self._intake = intake
+        self._gate = gate or _Open()
         self._on_thread_deleted = on_thread_deleted
         self._on_file_deleted = on_file_deleted
         self._on_feedback = on_feedback
@@ -190,6 +206,11 @@ class Listeners:
             event_id=str(body.get("event_id") or ""),
             files=tuple(file_ref(f) for f in event.get("files") or ()),
         )
+        admission = await self._gate.admit(inbound, external=_external(event, body))
+        if not admission.ok:
+            if admission.note:
+                self._spawn(tell_privately(context["client"], key, inbound.user, admission.note))
+            return
         result = await self._intake.accept(inbound)
         if result is Enqueued.FLOODED:
             self._spawn(_ask_to_slow_down(context["client"], inbound))
@@ -209,6 +230,15 @@ class Listeners:
 
 def _team(event: dict[str, Any], context: dict[str, Any]) -> str:
     return str(event.get("team") or context.get("team_id") or "")
+
+
+def _external(event: dict[str, Any], body: dict[str, Any]) -> bool:
+    """A person from another organisation, writing in a Slack Connect channel."""
+    if not body.get("is_ext_shared_channel"):
+        return False
+    home = str(body.get("team_id") or "")
+    theirs = str(event.get("user_team") or event.get("team") or "")
+    return bool(home and theirs and theirs != home)
 
 
 def _strip_mention(text: str, bot_user_id: str) -> str:

@@ -135,3 +135,35 @@ async def test_check_reports_how_files_and_images_reach_the_server(
     code, out, err = await _run(["check"], _clean_env(**bot_env_vars), tmp_path)
     assert code == 0, out + err
     assert "refuses purpose 'vision'" in out and "inline" in out
+
+
+BROKEN_CONFIG = """
+default:
+  modle: gpt-4o
+channels:
+  C0OK:
+    respond_to: always
+"""
+
+
+async def test_check_names_each_configuration_file_problem_on_its_own_line(tmp_path: Path) -> None:
+    config = tmp_path / "threadbridge.yml"
+    config.write_text(BROKEN_CONFIG)
+    env = _clean_env(SLACK_BOT_TOKEN=SECRET, SLACK_SIGNING_SECRET="s", THREADBRIDGE_CONFIG=str(config))
+    code, out, err = await _run(["check"], env, tmp_path)
+    assert code == 1, out + err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 2, out
+    assert problems[0].startswith(f"problem: {config}: default.modle: ")
+    assert problems[1].startswith(f"problem: {config}: channels.C0OK.respond_to: ")
+    assert SECRET not in out + err
+
+
+async def test_run_with_an_invalid_configuration_file_exits_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "threadbridge.yml"
+    config.write_text(BROKEN_CONFIG)
+    env = _clean_env(SLACK_BOT_TOKEN=SECRET, SLACK_SIGNING_SECRET="s", THREADBRIDGE_CONFIG=str(config))
+    code, out, err = await _run(["run"], env, tmp_path)
+    assert code == 2
+    assert f"configuration error: {config}: default.modle:" in err
+    assert "Traceback" not in err and SECRET not in out + err

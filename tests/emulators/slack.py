@@ -379,6 +379,7 @@ class SlackEmulator:
         display_name: str = "",
         real_name: str = "",
         is_bot: bool = False,
+        guest: bool = False,
     ) -> None:
         self._users[user_id] = {
             "id": user_id,
@@ -391,6 +392,9 @@ class SlackEmulator:
             "tz_offset": 0,
             "is_bot": is_bot,
             "is_app_user": False,
+            # A multi-channel guest is restricted; a single-channel guest ultra-restricted too.
+            "is_restricted": guest,
+            "is_ultra_restricted": False,
             "profile": {
                 "display_name": display_name,
                 "display_name_normalized": display_name,
