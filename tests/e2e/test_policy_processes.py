@@ -99,8 +99,16 @@ async def test_metrics_of_run_include_its_worker_processes(
     try:
         ts = await bot.say(CHANNEL, f"{BOT} count me from a worker process")
         await bot.replies(CHANNEL, ts, 1)
-        async with aiohttp.ClientSession() as http, http.get(f"{bot.url}/metrics") as resp:
-            body = await resp.text()
+        body = ""
+
+        async def counted() -> bool:
+            # The turn is counted just after its answer is posted, in the worker process.
+            nonlocal body
+            async with aiohttp.ClientSession() as http, http.get(f"{bot.url}/metrics") as resp:
+                body = await resp.text()
+            return 'outcome="completed"' in body
+
+        await eventually(counted, "the worker's turn in run's /metrics")
     finally:
         await stop(bot)
     samples = [s for family in text_string_to_metric_families(body) for s in family.samples]
