@@ -17,6 +17,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.approvals import ApprovalBook, decide, sweep
 from bot.assistant.assistants import AssistantsBackend
 from bot.assistant.base import Backend
 from bot.assistant.responses import ResponsesBackend
@@ -57,21 +58,28 @@ def make_backend(settings: Settings) -> Backend:
     )
 
 
+def hosted_tool_notes(settings: Settings) -> list[str]:
+    """Hosted tools configured that the chosen backend cannot offer (for `check` and the log)."""
+    if settings.backend == "responses":
+        return []
+    notes = []
+    if settings.mcp_servers is not None:
+        notes.append("no MCP on this backend: the servers of THREADBRIDGE_MCP_SERVERS are not offered")
+    if settings.web_search:
+        notes.append("no web search on this backend: THREADBRIDGE_WEB_SEARCH is ignored")
+    return notes
+
+
 def make_tools(settings: Settings) -> ToolSet:
     """The function tools (modules and installed plugins) and the hosted tools this bot offers."""
     try:
         tools = load_tools(settings.tool_modules)
     except ToolError as exc:
         raise ConfigError(f"THREADBRIDGE_TOOLS: {exc}") from None
-    mcp = settings.mcp_tools()
-    if mcp and settings.backend != "responses":
-        log.warning(
-            "the %s backend has no MCP: the %d server(s) of THREADBRIDGE_MCP_SERVERS are not offered",
-            settings.backend,
-            len(mcp),
-        )
-        mcp = ()
-    elif mcp:
+    for note in hosted_tool_notes(settings):
+        log.warning("%s backend: %s", settings.backend, note)
+    mcp = settings.mcp_tools() if settings.backend == "responses" else ()
+    if mcp:
         log.info("MCP servers: %s", ", ".join(m["server_label"] for m in mcp))
     return tools.with_hosted(
         file_search=True,
@@ -106,6 +114,9 @@ class Runtime:
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _worker_task: asyncio.Task[None] | None = field(init=False, default=None)
     _children: WorkerProcesses | None = field(init=False, default=None)
+    approvals: ApprovalBook = field(init=False)
+    _sweeper: asyncio.Task[None] | None = field(init=False, default=None)
+    _stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -115,6 +126,12 @@ class Runtime:
         self.slack = make_slack_client(s, self.slack_session)
         self.backend = make_backend(s)
         self.tools = make_tools(s)
+        self.approvals = ApprovalBook(
+            self.redis,
+            prefix=s.redis_prefix,
+            timeout_s=s.mcp_approval_timeout_seconds,
+            approvers=s.approver_ids,
+        )
         self.files = SlackFiles(
             self.slack,
             max_bytes=s.max_file_mb * 1024 * 1024,
@@ -140,6 +157,7 @@ class Runtime:
                 history=SlackHistory(self.slack),
                 files=self.files,
                 tools=self.tools,
+                approvals=self.approvals,
                 settings=TurnSettings(
                     bot_user_id=bot_user_id,
                     consumer=consumer,
@@ -157,6 +175,8 @@ class Runtime:
             )
             await self.worker.ensure_group()
             self._worker_task = asyncio.create_task(self.worker.run())
+            if self.tools.mcp_servers:
+                self._sweeper = asyncio.create_task(sweep(self.approvals, self.slack, self._stopping))
         if self.child_workers:
             self._children = WorkerProcesses(self.child_workers)
             await self._children.start()
@@ -184,13 +204,15 @@ class Runtime:
             process_before_response=True,
             request_verification_enabled=not s.socket_mode,
         )
+        queue = TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit)
         Listeners(
-            TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit),
+            queue,
             on_file_deleted=lambda team, file_id: forget_file(self.store, self.backend, team, file_id),
             on_feedback=lambda key, user, value: record_feedback(
                 self.store, self.backend, self.slack, key, user, value
             ),
             on_thread_deleted=lambda key: close_thread(self.store, self.backend, key),
+            on_approval=lambda click: decide(self.approvals, self.slack, queue.accept, click),
         ).register(app)
         return app
 
@@ -213,6 +235,9 @@ class Runtime:
             await self.worker.stop(self.settings.shutdown_grace_seconds)
         if self._worker_task is not None:
             await self._worker_task
+        self._stopping.set()
+        if self._sweeper is not None:
+            await self._sweeper
         if self.heartbeat is not None:
             await self.heartbeat.aclose()
         if self._site is not None:

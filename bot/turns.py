@@ -11,8 +11,11 @@ from dataclasses import dataclass, replace
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import metrics
+from bot import approvals, metrics
+from bot.approvals import ApprovalBook
 from bot.assistant.base import (
+    Approval,
+    ApprovalRequested,
     Attached,
     Backend,
     BackendError,
@@ -22,6 +25,7 @@ from bot.assistant.base import (
     ConversationBusy,
     ConversationGone,
     Failed,
+    Notice,
     OutputFile,
     RunRequest,
     Status,
@@ -44,6 +48,7 @@ FILE_REACTION = "white_check_mark"
 
 KEPT = "Your message is saved in this thread's conversation; reply here to try again."
 NOT_KEPT = "I could not save your message, so please send it again in a minute."
+WAITING_FOR_APPROVAL = "Waiting for approval to use a tool (see below)."
 LOCKED_RETRIES = 3
 
 
@@ -70,8 +75,10 @@ class TurnRunner:
         tools: ToolSet,
         settings: TurnSettings,
         heartbeat: Heartbeat,
+        approvals: ApprovalBook | None = None,
     ) -> None:
         self._heartbeat = heartbeat
+        self._approvals = approvals
         self._store = store
         self._backend = backend
         self._slack = slack
@@ -129,7 +136,8 @@ class TurnRunner:
                 await self._confirm_files_only(key, attached)
                 return binding
             request = RunRequest(
-                inputs=tuple(inputs),
+                inputs=tuple(m for m in inputs if m.kind != "approval"),
+                approvals=tuple(Approval(m.approval_id, m.approve) for m in inputs if m.kind == "approval"),
                 tools=self._tools,
                 attached=tuple(attached),
                 seed=tuple(seed),
@@ -220,7 +228,7 @@ class TurnRunner:
             "slack_team": key.team_id,
             "slack_channel": key.channel_id,
             "slack_thread_ts": key.thread_ts,
-            "slack_user": inputs[0].user,
+            "slack_user": inputs[0].user if inputs else "",
         }
         binding = await self._backend.open(key, metadata)
         await self._store.bind(key, binding)
@@ -258,8 +266,14 @@ class TurnRunner:
         self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream
     ) -> None:
         sources: list[str] = []
+        asked: list[ApprovalRequested] = []
+        notices: list[str] = []
         async for event in self._backend.run(binding, request):
             match event:
+                case ApprovalRequested() as approval:
+                    asked.append(approval)
+                case Notice(text=text):
+                    notices.append(text)
                 case TextDelta(text=text):
                     await reply.append(text)
                 case Status(text=text):
@@ -272,13 +286,39 @@ class TurnRunner:
                     await reply.status(f"uploading {name}…")
                     await self._files.upload(key, name=name, content=content)
                 case Completed():
+                    if asked:
+                        await reply.append(f"\n\n_{WAITING_FOR_APPROVAL}_")
                     await reply.finish(sources)
+                    await self._after_answer(key, request, asked, notices)
                     return
                 case Failed(message=message):
                     await reply.fail(f"{message} {KEPT}")
                     metrics.inc("turns_failed_total")
                     return
         await reply.fail(f"The assistant stopped without finishing. {KEPT}")
+
+
+    async def _after_answer(
+        self, key: ThreadKey, request: RunRequest, asked: list[ApprovalRequested], notices: list[str]
+    ) -> None:
+        """What comes after the answer: problems worth a note, and approval requests to click."""
+        if notices:
+            await post_note(self._slack, key, "\n".join(notices))
+        asker = request.context.user_id if request.context is not None else ""
+        for approval in asked:
+            if self._approvals is None:
+                log.warning("MCP approval requested but approvals are off", extra={"thread_key": str(key)})
+                continue
+            await approvals.ask(
+                self._approvals,
+                self._slack,
+                key,
+                asker,
+                approval.id,
+                approval.server,
+                approval.tool,
+                approval.arguments,
+            )
 
 
 async def forget_file(store: Store, backend: Backend, team: str, slack_file_id: str) -> None:

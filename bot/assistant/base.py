@@ -127,6 +127,13 @@ class ApprovalRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the thread should hear once, beside the answer (e.g. a tool server failed)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Completed:
     text: str = ""
 
@@ -139,7 +146,9 @@ class Failed:
     retryable: bool = True
 
 
-RunEvent = Status | TextDelta | Citation | OutputFile | ToolCall | ApprovalRequested | Completed | Failed
+RunEvent = (
+    Status | TextDelta | Citation | OutputFile | ToolCall | ApprovalRequested | Notice | Completed | Failed
+)
 
 
 class BackendError(Exception):
