@@ -98,3 +98,34 @@ async def test_sigterm_finishes_the_turn_in_flight_then_exits_cleanly(
         }
     finally:
         await stop(bot)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+async def test_run_supervises_its_worker_process_and_restarts_it_when_it_dies(
+    slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    bot = await start_process(slack, bot_env(slack, openai_emu, redis_url, prefix), tmp_path / "bot.log")
+    try:
+        assert bot.process is not None
+        [worker] = _children(bot.process.pid)
+        ts = await bot.say(CHANNEL, f"{BOT} before")
+        await bot.replies(CHANNEL, ts, 1)
+        os.kill(worker, signal.SIGKILL)
+
+        async def replaced() -> bool:
+            assert bot.process is not None
+            return bool(_children(bot.process.pid)) and _children(bot.process.pid) != [worker]
+
+        await eventually(replaced, "a new worker process", timeout=15)
+        ts = await bot.say(CHANNEL, f"{BOT} after")
+        [reply] = await bot.replies(CHANNEL, ts, 1, timeout=30)
+        assert "echo: Alice: after" in reply["text"]
+        assert "restarting" in bot.logs()
+        bot.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(bot.process.wait, 30) == 0
+        assert not os.path.exists(f"/proc/{worker}")  # noqa: ASYNC240
+    finally:
+        await stop(bot)

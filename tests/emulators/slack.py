@@ -68,6 +68,7 @@ class Call:
     # "json", "form", "multipart" or "query": lets tests pin how the SDK sent a method.
     encoding: str = "query"
     at: float = field(default_factory=time.time)  # when it arrived (the benchmark's clock)
+    peer: str = ""  # the client's address: tells a reused connection from a new one
 
     @property
     def ok(self) -> bool:
@@ -638,7 +639,8 @@ class SlackEmulator:
             body = {"ok": True, **handler(args)}
         except _Refusal as refusal:
             body = {"ok": False, "error": refusal.error, **refusal.extra}
-        self.calls.append(Call(method, args, status, body, encoding))
+        peer = str(request.transport.get_extra_info("peername") if request.transport else "")
+        self.calls.append(Call(method, args, status, body, encoding, peer=peer))
         self._changed()
         return web.json_response(body, status=status, headers=headers)
 
