@@ -15,11 +15,12 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from slack_sdk.errors import SlackApiError
 
-from bot import logs
-from bot.app import Runtime, hosted_tool_notes
+from bot import config_file, logs, policy
+from bot.app import Runtime, hosted_tool_notes, make_tools
 from bot.assistant.assistants import create_assistant
 from bot.assistant.base import BackendError
 from bot.config import ConfigError, Settings, load_settings
+from bot.config_file import PolicyError
 
 log = logging.getLogger("threadbridge")
 
@@ -33,11 +34,17 @@ def _runtime(settings: Settings, command: str, *, serve_http: bool) -> Runtime:
 
 
 async def _serve(settings: Settings, command: str, *, serve_http: bool) -> int:
-    runtime = _runtime(settings, command, serve_http=serve_http)
+    try:
+        runtime = _runtime(settings, command, serve_http=serve_http)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            log.error("configuration error: %s", problem)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload)
     try:
         await runtime.start()
     except SlackApiError as exc:
@@ -57,6 +64,17 @@ async def _serve(settings: Settings, command: str, *, serve_http: bool) -> int:
 
 
 async def _check(settings: Settings) -> int:
+    try:
+        config_file.load(settings, policy.tool_names(make_tools(settings)))
+        if settings.config_file is not None:
+            print(f"configuration file: ok ({settings.config_file})")
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(f"problem: {problem}")
+        return 1
+    except ConfigError as exc:
+        print(f"problem: {exc}")
+        return 1
     runtime = Runtime(settings, edge=False, workers=False)
     problems: list[str] = []
     try:
@@ -70,6 +88,8 @@ async def _check(settings: Settings) -> int:
             problems.append("redis: unreachable")
         backend_problems = await runtime.backend.check()
         problems.extend(f"{settings.backend}: {p}" for p in backend_problems)
+        for note in runtime.backend.notes():
+            print(f"{settings.backend}: {note}")
         if not backend_problems:
             if settings.backend == "assistants":
                 print(f"{settings.backend}: ok (assistant {settings.assistant_id})")

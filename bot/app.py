@@ -6,9 +6,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
+import signal
 import socket
+import tempfile
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from aiohttp import ClientSession, web
 from redis.asyncio import Redis
@@ -17,19 +22,25 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
+from bot.access import Gate
 from bot.approvals import ApprovalBook, decide, sweep
 from bot.assistant.assistants import AssistantsBackend
 from bot.assistant.base import Backend
 from bot.assistant.responses import ResponsesBackend
 from bot.attachments import parse_kinds
+from bot.budgets import Budgets
 from bot.config import ConfigError, Settings
 from bot.connections import make_openai, make_redis, make_slack_client, make_slack_session
 from bot.leases import Heartbeat
+from bot.policy import Policy, tool_names
 from bot.queue import TurnQueue, Worker
+from bot.slack.directory import SlackDirectory
 from bot.slack.files import SlackFiles
+from bot.slack.guard import RequestGuard
 from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
-from bot.store import Store
+from bot.store import GROUP, Store
 from bot.supervisor import WorkerProcesses
 from bot.tools import ToolError, ToolSet, load_tools
 from bot.turns import TurnRunner, TurnSettings, close_thread, forget_file, record_feedback
@@ -48,6 +59,7 @@ def make_backend(settings: Settings) -> Backend:
             instructions=settings.system_instructions(),
             code_interpreter=settings.code_interpreter,
             stale_run_s=settings.turn_timeout_seconds,
+            inline_image_max_px=settings.inline_image_max_px,
         )
     return ResponsesBackend(
         client,
@@ -55,6 +67,8 @@ def make_backend(settings: Settings) -> Backend:
         instructions=settings.system_instructions(),
         code_interpreter=settings.code_interpreter,
         store_days=settings.thread_ttl_days,
+        inline_image_max_px=settings.inline_image_max_px,
+        max_output_tokens=settings.max_output_tokens,
     )
 
 
@@ -107,12 +121,17 @@ class Runtime:
     backend: Backend = field(init=False)
     files: SlackFiles = field(init=False)
     tools: ToolSet = field(init=False)
+    policy: Policy = field(init=False)
+    budgets: Budgets = field(init=False)
     bolt: AsyncApp | None = field(init=False, default=None)
     worker: Worker | None = field(init=False, default=None)
     heartbeat: Heartbeat | None = field(init=False, default=None)
     _site: web.AppRunner | None = field(init=False, default=None)
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _worker_task: asyncio.Task[None] | None = field(init=False, default=None)
+    _watch_task: asyncio.Task[None] | None = field(init=False, default=None)
+    _metrics_dir: Path | None = field(init=False, default=None)
+    _own_metrics_dir: bool = field(init=False, default=False)
     _children: WorkerProcesses | None = field(init=False, default=None)
     approvals: ApprovalBook = field(init=False)
     _sweeper: asyncio.Task[None] | None = field(init=False, default=None)
@@ -124,8 +143,10 @@ class Runtime:
         self.store = Store(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.slack_session = make_slack_session(s)
         self.slack = make_slack_client(s, self.slack_session)
-        self.backend = make_backend(s)
         self.tools = make_tools(s)
+        self.policy = Policy(s, tool_names=tool_names(self.tools), directory=SlackDirectory(self.slack))
+        self.budgets = Budgets(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
+        self.backend = make_backend(s)
         self.approvals = ApprovalBook(
             self.redis,
             prefix=s.redis_prefix,
@@ -164,7 +185,10 @@ class Runtime:
                     lease_ms=s.lease_seconds * 1000,
                     timeout_s=s.turn_timeout_seconds,
                     native_streaming=s.slack_streaming,
+                    allow_user_mentions=s.allow_user_mentions,
                 ),
+                policy=self.policy,
+                budgets=self.budgets,
             )
             self.worker = Worker(
                 self.store,
@@ -177,12 +201,25 @@ class Runtime:
             self._worker_task = asyncio.create_task(self.worker.run())
             if self.tools.mcp_servers:
                 self._sweeper = asyncio.create_task(sweep(self.approvals, self.slack, self._stopping))
+        self._watch_task = asyncio.create_task(self.policy.watch())
+        self._metrics_dir = s.prometheus_multiproc_dir
         if self.child_workers:
-            self._children = WorkerProcesses(self.child_workers)
+            if self._metrics_dir is None:
+                # The turns run in the worker processes: without a shared directory their
+                # metrics would never reach this process's /metrics.
+                self._metrics_dir = Path(tempfile.mkdtemp(prefix="threadbridge-metrics-"))
+                self._own_metrics_dir = True
+            self._children = WorkerProcesses(
+                self.child_workers,
+                nice=s.worker_nice,
+                env={"PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir)},
+            )
             await self._children.start()
         if self.serve_http:
             http_edge = self.bolt if (self.bolt is not None and not s.socket_mode) else None
-            self._site = web.AppRunner(build_web_app(http_edge, self.ready))
+            secret = s.slack_signing_secret
+            guard = RequestGuard(secret.get_secret_value()) if secret else None
+            self._site = web.AppRunner(build_web_app(http_edge, self.ready, guard, self.scrape))
             await self._site.setup()
             await web.TCPSite(self._site, s.host, s.port).start()
             mode = "socket mode" if s.socket_mode else "http"
@@ -204,6 +241,7 @@ class Runtime:
             process_before_response=True,
             request_verification_enabled=not s.socket_mode,
         )
+        app.use(metrics.timed_ack)
         queue = TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit)
         Listeners(
             queue,
@@ -213,6 +251,7 @@ class Runtime:
             ),
             on_thread_deleted=lambda key: close_thread(self.store, self.backend, key),
             on_approval=lambda click: decide(self.approvals, self.slack, queue.accept, click),
+            gate=Gate(self.policy, self.redis, prefix=s.redis_prefix),
         ).register(app)
         return app
 
@@ -221,6 +260,23 @@ class Runtime:
             return await self.store.ping()
         except (RedisError, OSError):
             return False
+
+    def reload(self) -> None:
+        """SIGHUP: this process reloads its configuration file, and so do its worker processes."""
+        self.policy.reload()
+        if self._children is not None:
+            self._children.signal(signal.SIGHUP)
+
+    async def scrape(self) -> bytes:
+        """/metrics: the queue's depth is read from Redis now, the rest is this process's (or all)."""
+        try:
+            groups: list[dict[Any, Any]] = await self.redis.xinfo_groups(self.store.stream)
+            ours = next((g for g in groups if _text(g.get("name")) == GROUP), {})
+            metrics.gauge("queue_depth", int(ours.get("lag") or 0))
+            metrics.gauge("queue_pending", int(ours.get("pending") or 0))
+        except (RedisError, OSError):
+            log.warning("could not read the queue depth for /metrics")
+        return metrics.render(self._metrics_dir)
 
     async def stop(self) -> None:
         """Stop taking work, let in-flight turns finish within the grace period, close clients."""
@@ -240,9 +296,18 @@ class Runtime:
             await self._sweeper
         if self.heartbeat is not None:
             await self.heartbeat.aclose()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
         if self._site is not None:
             await self._site.cleanup()
+        metrics.process_exited(self.settings.prometheus_multiproc_dir)
+        if self._own_metrics_dir and self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
         await self.files.aclose()
         await self.backend.aclose()
         await self.slack_session.close()
         await self.redis.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -172,6 +174,13 @@ class Settings(BaseSettings):
             "0 → turns run in the edge's own process (always so without REDIS_URL)."
         ),
     )
+    worker_nice: int = Field(
+        10,
+        alias="THREADBRIDGE_WORKER_NICE",
+        ge=0,
+        le=19,
+        description="Niceness added to `run`'s worker processes, so acks go first on busy cores.",
+    )
     turn_timeout_seconds: int = Field(
         300,
         alias="THREADBRIDGE_TURN_TIMEOUT_SECONDS",
@@ -202,10 +211,83 @@ class Settings(BaseSettings):
         description="Use Slack's native chat streaming; false → placeholder message updated ~1/s.",
     )
 
+    inline_image_max_px: int = Field(
+        2048,
+        alias="THREADBRIDGE_INLINE_IMAGE_MAX_PX",
+        ge=64,
+        description="On servers that refuse `vision` uploads, images go inline (base64), "
+        "scaled down to this many pixels on their longer side.",
+    )
+    allow_user_mentions: bool = Field(
+        False,
+        alias="THREADBRIDGE_ALLOW_USER_MENTIONS",
+        description="Answers may mention (ping) users mentioned in the messages they answer; "
+        "other mentions, @here/@channel and Slack link markup in answers are always neutralised.",
+    )
+    config_file: Path | None = Field(
+        None,
+        alias="THREADBRIDGE_CONFIG",
+        description="YAML configuration file: per-channel settings, access rules, budgets.",
+    )
+    allowed_teams: str = Field(
+        "", alias="THREADBRIDGE_ALLOWED_TEAMS", description="Workspace ids the bot serves (comma-separated)."
+    )
+    allowed_channels: str = Field(
+        "", alias="THREADBRIDGE_ALLOWED_CHANNELS", description="Channel ids the bot serves (comma-separated)."
+    )
+    allowed_users: str = Field(
+        "", alias="THREADBRIDGE_ALLOWED_USERS", description="User ids the bot serves (comma-separated)."
+    )
+    user_daily_tokens: int | None = Field(
+        None, alias="THREADBRIDGE_USER_DAILY_TOKENS", ge=1, description="Tokens one user may use a day."
+    )
+    team_daily_tokens: int | None = Field(
+        None, alias="THREADBRIDGE_TEAM_DAILY_TOKENS", ge=1, description="Tokens one workspace may use a day."
+    )
+    user_daily_turns: int | None = Field(
+        None, alias="THREADBRIDGE_USER_DAILY_TURNS", ge=1, description="Answers one user may get a day."
+    )
+    team_daily_turns: int | None = Field(
+        None, alias="THREADBRIDGE_TEAM_DAILY_TURNS", ge=1, description="Answers one workspace may get a day."
+    )
+    budget_reset_hour: int = Field(
+        0, alias="THREADBRIDGE_BUDGET_RESET_HOUR", ge=0, le=23, description="Hour daily budgets reset."
+    )
+    budget_timezone: str = Field(
+        "UTC", alias="THREADBRIDGE_BUDGET_TIMEZONE", description="Time zone of the reset hour (IANA name)."
+    )
+    budget_exempt_users: str = Field(
+        "",
+        alias="THREADBRIDGE_BUDGET_EXEMPT_USERS",
+        description="User ids no budget applies to (comma-separated).",
+    )
+    safety_salt: SecretStr | None = Field(
+        None,
+        alias="THREADBRIDGE_SAFETY_SALT",
+        description="Salt of the hashed user id sent as safety_identifier.",
+    )
+    max_output_tokens: int | None = Field(
+        None, alias="THREADBRIDGE_MAX_OUTPUT_TOKENS", ge=16, description="Longest answer in tokens."
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        alias="PROMETHEUS_MULTIPROC_DIR",
+        description="prometheus-client's multi-process directory: /metrics merges every process using it.",
+    )
+
     @field_validator("file_kinds")
     @classmethod
     def _check_kinds(cls, value: str) -> str:
         parse_kinds(value)
+        return value
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
     @model_validator(mode="after")
@@ -233,6 +315,13 @@ class Settings(BaseSettings):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+    def safety_salt_value(self) -> str:
+        """The salt, else one derived from the bot token: stable per app, secret like the token."""
+        if self.safety_salt is not None:
+            return self.safety_salt.get_secret_value()
+        token = self.slack_bot_token.get_secret_value()
+        return hashlib.sha256(f"threadbridge-safety:{token}".encode()).hexdigest()
 
     def mcp_tools(self) -> tuple[dict[str, Any], ...]:
         """The MCP servers of THREADBRIDGE_MCP_SERVERS as hosted tools, ${VAR} headers filled in."""

@@ -77,3 +77,14 @@ class Inbound:
         """The text as the model sees it: prefixed with who said it."""
         who = self.speaker or self.user
         return f"{who}: {self.text}" if who else self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Whether the edge takes a message; a refusal's `note` is told privately to its sender."""
+
+    ok: bool
+    note: str = ""
+
+
+ADMITTED = Admission(True)

@@ -30,11 +30,11 @@ class TurnQueue:
         self._flood_limit = flood_limit
 
     async def is_active(self, key: ThreadKey) -> bool:
-        return await self._store.is_bound(key)
+        return await self._store.is_ours(key)
 
     async def accept(self, inbound: Inbound) -> Enqueued:
         result = await self._store.enqueue(inbound, maxlen=self._maxlen, flood_limit=self._flood_limit)
-        metrics.inc(f"messages_{result.name.lower()}_total")
+        metrics.inc("messages_total", result=result.name.lower())
         return result
 
 

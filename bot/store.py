@@ -193,6 +193,17 @@ class Store:
     async def is_bound(self, key: ThreadKey) -> bool:
         return bool(await self.redis.exists(self.binding_key(key)))
 
+    def spoken_key(self, key: ThreadKey) -> str:
+        return self._thread("spoke", key)
+
+    async def is_ours(self, key: ThreadKey) -> bool:
+        """The bot answers plain replies here: the thread has a conversation or the bot spoke in it."""
+        return bool(await self.redis.exists(self.binding_key(key), self.spoken_key(key)))
+
+    async def mark_spoken(self, key: ThreadKey) -> None:
+        """The bot posted in a thread it has no conversation for yet (e.g. "please send it again")."""
+        await self.redis.set(self.spoken_key(key), "1", ex=self.thread_ttl_s)
+
     # -- turns -----------------------------------------------------------------------------
     async def claim(self, entry_id: str, payload: str, key: ThreadKey, token: str, lease_ms: int) -> Claim:
         inbound = Inbound.from_json(payload)

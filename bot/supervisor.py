@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -21,17 +23,26 @@ RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    # A worker whose `run` was killed outright (SIGKILL, OOM) must not live on unsupervised.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _child_setup(nice: int) -> Callable[[], None]:
+    def setup() -> None:
+        # A worker whose `run` was killed outright (SIGKILL, OOM) must not live on unsupervised.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        # Acks have a 3 s deadline and cost little; turns are throughput work. When the cores
+        # are busy, the scheduler should run the edge first.
+        with contextlib.suppress(OSError):
+            os.nice(nice)
+
+    return setup
 
 
 class WorkerProcesses:
     """Starts `count` worker processes and restarts any that exits until stop()."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, *, nice: int = 0, env: dict[str, str] | None = None) -> None:
         self._count = count
+        self._nice = nice
+        self._env = env  # added to this process's environment
         self._procs: dict[int, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -48,7 +59,13 @@ class WorkerProcesses:
 
     async def _spawn(self, slot: int) -> None:
         self._procs[slot] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "worker", "--no-http", preexec_fn=_die_with_parent
+            sys.executable,
+            "-m",
+            "bot",
+            "worker",
+            "--no-http",
+            preexec_fn=_child_setup(self._nice),
+            env={**os.environ, **self._env} if self._env else None,
         )
 
     async def _watch(self, slot: int) -> None:
@@ -64,6 +81,13 @@ class WorkerProcesses:
             if self._stopping:
                 return
             await self._spawn(slot)
+
+    def signal(self, sig: int) -> None:
+        """Pass a signal on (SIGHUP: reload the configuration file)."""
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
 
     async def stop(self, grace_s: float) -> None:
         """SIGTERM every worker (each finishes its turns within the grace), then wait."""

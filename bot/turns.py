@@ -8,10 +8,12 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 
+from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import approvals, metrics
+from bot.accounting import TurnMeter
 from bot.approvals import ApprovalBook
 from bot.assistant.base import (
     Approval,
@@ -31,12 +33,18 @@ from bot.assistant.base import (
     Status,
     TextDelta,
     ToolCall,
+    Usage,
 )
-from bot.attachments import Rejected
+from bot.attachments import FileKind, Rejected
+from bot.budgets import Budgets
+from bot.config_file import ChannelSettings, PolicyConfig
 from bot.inbound import Inbound, ThreadKey
 from bot.leases import Heartbeat
+from bot.policy import Policy, narrow_tools
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory, ThreadView
+from bot.slack.markup import mentioned_users, neutralize
+from bot.slack.notices import tell_privately
 from bot.slack.render import source_line
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
 from bot.store import Lease, Store
@@ -49,6 +57,7 @@ FILE_REACTION = "white_check_mark"
 KEPT = "Your message is saved in this thread's conversation; reply here to try again."
 NOT_KEPT = "I could not save your message, so please send it again in a minute."
 WAITING_FOR_APPROVAL = "Waiting for approval to use a tool (see below)."
+RETRY = "Reply here to try again."
 LOCKED_RETRIES = 3
 
 
@@ -59,6 +68,7 @@ class TurnSettings:
     lease_ms: int
     timeout_s: float
     native_streaming: bool = True
+    allow_user_mentions: bool = False
 
 
 class TurnRunner:
@@ -76,6 +86,8 @@ class TurnRunner:
         settings: TurnSettings,
         heartbeat: Heartbeat,
         approvals: ApprovalBook | None = None,
+        policy: Policy | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self._heartbeat = heartbeat
         self._approvals = approvals
@@ -86,6 +98,8 @@ class TurnRunner:
         self._files = files
         self._tools = tools
         self._settings = settings
+        self._policy = policy
+        self._budgets = budgets
 
     async def handle(self, entry_id: str, payload: str) -> None:
         """Offer one queued message to its thread; if we get the lock, run Turns until its inbox is empty."""
@@ -116,10 +130,18 @@ class TurnRunner:
     ) -> Binding | None:
         """One Turn: the pending messages of a thread → one backend run → one reply."""
         extra = {"thread_key": str(key), "event_id": ",".join(m.event_id for m in inbox if m.event_id)}
-        metrics.inc("turns_started_total")
         if interrupted:
             log.info("replacing an interrupted reply %s", interrupted, extra=extra)
             await discard_interrupted(self._slack, key, interrupted)
+        # The configuration in force now holds for the whole turn, whatever reloads meanwhile.
+        config, channel = await self._channel(key)
+        meter = TurnMeter(key, inbox[-1].user, config, channel, self._budgets)
+        refusal = await meter.admit()
+        if refusal is not None:
+            # Before any download or model call: over budget costs nothing.
+            await tell_privately(self._slack, key, meter.user, refusal.message())
+            await self._settle(meter)
+            return binding
         inputs = [replace(m, speaker=await self._history.display_name(m.user)) for m in inbox]
         reply = ReplyStream(
             self._slack,
@@ -127,54 +149,94 @@ class TurnRunner:
             recipient_user_id=inputs[-1].user,
             native=self._settings.native_streaming,
             on_started=lambda ts: self._store.set_reply_in_flight(key, ts),
+            allowed_users=self._allowed_mentions(inputs),
         )
         await reply.status("is thinking…")
         try:
             binding, seed = await self._binding(key, binding, inputs)
-            binding, attached = await self._take_files(key, binding, inputs, reply)
+            binding, attached = await self._take_files(key, binding, inputs, reply, channel.file_kinds)
             if not any(m.text for m in inputs) and any(m.files for m in inputs):
+                meter.outcome = "files_only"
                 await self._confirm_files_only(key, attached)
                 return binding
             request = RunRequest(
                 inputs=tuple(m for m in inputs if m.kind != "approval"),
                 approvals=tuple(Approval(m.approval_id, m.approve) for m in inputs if m.kind == "approval"),
-                tools=self._tools,
+                tools=narrow_tools(self._tools, channel),
                 attached=tuple(attached),
                 seed=tuple(seed),
                 context=self._tool_context(key, inputs[-1]),
+                model=channel.model,
+                instructions=channel.instructions,
+                safety_identifier=self._policy.safety_identifier(meter.user) if self._policy else "",
             )
             async with asyncio.timeout(self._settings.timeout_s):
-                binding = await self._run(key, binding, request, reply)
-            metrics.inc("turns_completed_total")
+                binding = await self._run(key, binding, request, reply, meter)
+        except asyncio.CancelledError:
+            meter.outcome = "interrupted"  # shutting down: another worker takes the messages over
+            raise
         except TimeoutError:
-            metrics.inc("turns_failed_total")
+            meter.outcome = "timeout"
             log.warning("turn timed out after %ss", self._settings.timeout_s, extra=extra)
-            await reply.fail(f"The assistant took too long to answer. {KEPT}")
+            await reply.fail(f"The assistant took too long to answer. {RETRY}")
         except BackendError as exc:
-            metrics.inc("turns_failed_total")
+            meter.outcome = "failed"
             log.warning("turn failed: %s", exc, extra=extra)
-            await reply.fail(f"{exc.user_message} {KEPT if exc.kept else NOT_KEPT}")
+            await reply.fail(f"{exc.user_message} {saved(exc.kept)}")
         except Exception:
             # Not retried: a message that breaks the bot must not loop through the queue forever.
-            metrics.inc("turns_failed_total")
+            meter.outcome = "crashed"
             log.exception("turn crashed", extra=extra)
             with contextlib.suppress(Exception):
-                await reply.fail(f"Something went wrong on my side. {KEPT}")
+                await reply.fail(f"Something went wrong on my side. {RETRY}")
+        finally:
+            await self._settle(meter)
+        if binding is None and reply.posted:
+            # Told to try again in a thread that has no conversation yet: the thread is the
+            # bot's all the same, so a plain reply there is answered.
+            await self._store.mark_spoken(key)
         return binding
+
+    def _allowed_mentions(self, inputs: list[Inbound]) -> frozenset[str]:
+        """Users the answer may mention: those the model was given, when the operator allows it."""
+        if not self._settings.allow_user_mentions:
+            return frozenset()
+        return mentioned_users(m.text for m in inputs)
+
+    async def _channel(self, key: ThreadKey) -> tuple[PolicyConfig, ChannelSettings]:
+        if self._policy is None:
+            return PolicyConfig(), ChannelSettings()
+        return await self._policy.for_channel(key.channel_id)
+
+    async def _settle(self, meter: TurnMeter) -> None:
+        try:
+            await meter.close()
+        except (RedisError, OSError) as exc:
+            # The answer is out; failing the turn now would only answer it twice.
+            log.warning(
+                "could not charge the turn's tokens: %s",
+                type(exc).__name__,
+                extra={"thread_key": str(meter.key)},
+            )
 
     def _tool_context(self, key: ThreadKey, asker: Inbound) -> ToolContext:
         view = ThreadView(self._slack, self._history, key)
         return ToolContext(key, asker.user, asker.speaker, key.channel_id, view)
 
     async def _take_files(
-        self, key: ThreadKey, binding: Binding, inputs: list[Inbound], reply: ReplyStream
+        self,
+        key: ThreadKey,
+        binding: Binding,
+        inputs: list[Inbound],
+        reply: ReplyStream,
+        kinds: frozenset[FileKind] | None = None,
     ) -> tuple[Binding, list[Attached]]:
         """Download the files shared with these messages and hand them to the backend."""
         refs = [f for m in inputs for f in m.files]
         if not refs:
             return binding, []
         await reply.status(f"reading {', '.join(r.name or 'a file' for r in refs)}…")
-        local, problems = await self._files.fetch_all(refs)
+        local, problems = await self._files.fetch_all(refs, kinds)
         before = binding
         binding, attached = await self._backend.attach(binding, local)
         if binding != before:
@@ -182,10 +244,10 @@ class TurnRunner:
         for file, item in zip(local, attached, strict=True):
             if item.error:
                 problems.append(Rejected(item.name, item.error))
-            elif file.slack_file_id:
+            elif file.slack_file_id and item.remote_id:
                 await self._store.remember_file(key, file.slack_file_id, item.remote_id)
         if problems:
-            lines = "\n".join(f"• *{p.name}*: {p.reason}" for p in problems)
+            lines = "\n".join(f"• *{neutralize(p.name)}*: {neutralize(p.reason)}" for p in problems)
             which = "this file" if len(problems) == 1 else f"{len(problems)} files"
             await post_note(self._slack, key, f"⚠️ I couldn't use {which}:\n{lines}")
         await self._acknowledge(key, inputs, [a for a in attached if not a.error])
@@ -204,7 +266,7 @@ class TurnRunner:
     async def _confirm_files_only(self, key: ThreadKey, attached: list[Attached]) -> None:
         """Files shared without a question need no model run, only a confirmation."""
         if attached:
-            names = ", ".join(a.name for a in attached)
+            names = ", ".join(neutralize(a.name) for a in attached)
             await post_note(
                 self._slack, key, f"📎 Added {names} to this thread's knowledge. Ask me about it."
             )
@@ -241,11 +303,11 @@ class TurnRunner:
         return await self._history.earlier_messages(key, first.ts, self._settings.bot_user_id)
 
     async def _run(
-        self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream
+        self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream, meter: TurnMeter
     ) -> Binding:
         for attempt in range(LOCKED_RETRIES + 1):
             try:
-                await self._stream(key, binding, request, reply)
+                await self._stream(key, binding, request, reply, meter)
                 return binding
             except ConversationGone:
                 if reply.started:
@@ -263,39 +325,50 @@ class TurnRunner:
         return binding
 
     async def _stream(
-        self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream
+        self, key: ThreadKey, binding: Binding, request: RunRequest, reply: ReplyStream, meter: TurnMeter
     ) -> None:
         sources: list[str] = []
+        end: Completed | Failed | None = None
         asked: list[ApprovalRequested] = []
         notices: list[str] = []
-        async for event in self._backend.run(binding, request):
-            match event:
-                case ApprovalRequested() as approval:
-                    asked.append(approval)
-                case Notice(text=text):
-                    notices.append(text)
-                case TextDelta(text=text):
-                    await reply.append(text)
-                case Status(text=text):
-                    await reply.status(text)
-                case ToolCall(name=name, id=task_id, status=status, title=title):
-                    await reply.task(task_id or name, title or f"Using {name}", status)
-                case Citation(filename=name, url=url):
-                    sources.append(source_line(name, url))
-                case OutputFile(name=name, content=content):
-                    await reply.status(f"uploading {name}…")
-                    await self._files.upload(key, name=name, content=content)
-                case Completed():
-                    if asked:
-                        await reply.append(f"\n\n_{WAITING_FOR_APPROVAL}_")
-                    await reply.finish(sources)
-                    await self._after_answer(key, request, asked, notices)
-                    return
-                case Failed(message=message):
-                    await reply.fail(f"{message} {KEPT}")
-                    metrics.inc("turns_failed_total")
-                    return
-        await reply.fail(f"The assistant stopped without finishing. {KEPT}")
+        # Closed here, not by the event loop later: the backend's clean-up (keeping the user's
+        # items, cancelling a run) runs under the thread's lock, before the reply is finished.
+        async with contextlib.aclosing(self._backend.run(binding, request)) as events:
+            async for event in events:
+                match event:
+                    case TextDelta(text=text):
+                        meter.text()
+                        await reply.append(text)
+                    case Usage():
+                        meter.used(event)
+                    case Status(text=text):
+                        await reply.status(text)
+                    case ToolCall(name=name, id=task_id, status=status, title=title):
+                        await reply.task(task_id or name, title or f"Using {name}", status)
+                    case Citation(filename=name, url=url):
+                        sources.append(source_line(name, url))
+                    case OutputFile(name=name, content=content):
+                        await reply.status(f"uploading {name}…")
+                        await self._files.upload(key, name=name, content=content)
+                    case ApprovalRequested() as approval:
+                        asked.append(approval)
+                    case Notice(text=text):
+                        notices.append(text)
+                    case Completed() | Failed():
+                        end = event
+                        break
+        match end:
+            case Completed():
+                if asked:
+                    await reply.append(f"\n\n_{WAITING_FOR_APPROVAL}_")
+                await reply.finish(sources)
+                await self._after_answer(key, request, asked, notices)
+            case Failed(message=message, kept=kept):
+                meter.outcome = "failed"
+                await reply.fail(f"{message} {saved(kept)}")
+            case None:
+                meter.outcome = "failed"
+                await reply.fail(f"The assistant stopped without finishing. {RETRY}")
 
 
     async def _after_answer(
@@ -321,6 +394,13 @@ class TurnRunner:
             )
 
 
+def saved(kept: bool | None) -> str:
+    """What the user is told about their message after a failure: only what is known."""
+    if kept is None:
+        return RETRY
+    return KEPT if kept else NOT_KEPT
+
+
 async def forget_file(store: Store, backend: Backend, team: str, slack_file_id: str) -> None:
     """A file deleted in Slack is dropped from its thread's knowledge."""
     found = await store.take_file(team, slack_file_id)
@@ -343,7 +423,7 @@ async def record_feedback(
     store: Store, backend: Backend, slack: AsyncWebClient, key: ThreadKey, user: str, value: str
 ) -> None:
     """👍/👎 on an answer: kept on the server-side conversation's metadata, counted, thanked."""
-    metrics.inc(f"feedback_{value}_total")
+    metrics.inc("feedback_total", value=value)
     binding = await store.binding(key)
     if binding is not None and binding.backend == backend.name:
         try:

@@ -9,15 +9,26 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot import metrics
+from bot.slack.guard import RequestGuard
 
 Ready = Callable[[], Awaitable[bool]]
+Scrape = Callable[[], Awaitable[bytes]]
 
 
-def build_web_app(bolt: AsyncApp | None, ready: Ready) -> web.Application:
+async def _render() -> bytes:
+    return metrics.render()
+
+
+def build_web_app(
+    bolt: AsyncApp | None, ready: Ready, guard: RequestGuard | None = None, scrape: Scrape = _render
+) -> web.Application:
     """Routes for one process; /slack/events only when this process is a Slack HTTP edge."""
 
     async def events(request: web.Request) -> web.Response:
-        assert bolt is not None
+        assert bolt is not None and guard is not None
+        verdict = guard.screen(await request.read(), request.headers)
+        if verdict is not None:
+            return web.Response(status=verdict.status, text=verdict.text)
         return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 
     async def healthz(_: web.Request) -> web.Response:
@@ -29,7 +40,7 @@ def build_web_app(bolt: AsyncApp | None, ready: Ready) -> web.Application:
         return web.Response(status=503, text="not ready: redis unreachable")
 
     async def metrics_route(_: web.Request) -> web.Response:
-        return web.Response(text=metrics.render(), content_type="text/plain")
+        return web.Response(body=await scrape(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)

@@ -38,12 +38,14 @@ from bot.assistant.base import (
     RunRequest,
     Status,
     TextDelta,
+    Usage,
 )
+from bot.assistant.capabilities import Capabilities
 from bot.assistant.errors import RETRY_LATER, translate
 from bot.assistant.runner import CallsPending, FunctionCall, Step, ToolOutput
+from bot.assistant.uploads import NOT_TAKEN, UNREADABLE_IMAGE, UnreadableImage, Uploads
 from bot.attachments import FileKind, LocalFile
 from bot.inbound import ThreadKey
-from bot.tools import ToolSet
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,11 @@ class AssistantsBackend:
         code_interpreter: bool = False,
         stale_run_s: float = 300.0,
         busy_wait_s: float = 20.0,
+        inline_image_max_px: int = 2048,
     ) -> None:
         self._client = client
+        self.capabilities = Capabilities()
+        self._uploads = Uploads(client, self.capabilities, inline_max_px=inline_image_max_px)
         self._assistant_id = assistant_id
         self._instructions = instructions
         self._code_interpreter = code_interpreter
@@ -128,26 +133,26 @@ class AssistantsBackend:
                 attached.append(await self._attach_one(file))
             except openai.OpenAIError as exc:
                 log.warning("could not upload %s: %s", file.name, translate(exc))
-                attached.append(Attached(file.name, "", "", error="the assistant service would not take it"))
+                attached.append(Attached(file.name, "", "none", error=NOT_TAKEN))
+            except UnreadableImage:
+                attached.append(Attached(file.name, "", "none", error=UNREADABLE_IMAGE))
         return binding, attached
 
     async def _attach_one(self, file: LocalFile) -> Attached:
         kind = file.kind
         if kind is FileKind.IMAGE:
-            return Attached(file.name, await self._upload(file, "vision"), "vision")
+            image = await self._uploads.image(file)
+            return Attached(file.name, image.file_id, "vision", data_url=image.data_url)
         if kind is FileKind.DATA:
             if not self._code_interpreter:
-                return Attached(file.name, "", "", error=NO_CODE_INTERPRETER)
-            return Attached(file.name, await self._upload(file, "assistants"), "code_interpreter")
-        return Attached(file.name, await self._upload(file, "assistants"), "file_search")
+                return Attached(file.name, "", "none", error=NO_CODE_INTERPRETER)
+            return Attached(file.name, await self._upload(file), "code_interpreter")
+        return Attached(file.name, await self._upload(file), "file_search")
 
-    async def _upload(self, file: LocalFile, purpose: str) -> str:
-        uploaded = await self._client.files.create(
-            file=(file.name, file.content, file.mimetype or "application/octet-stream"),
-            purpose=purpose,  # type: ignore[arg-type]
-        )
-        self._filenames[uploaded.id] = file.name
-        return uploaded.id
+    async def _upload(self, file: LocalFile) -> str:
+        file_id = await self._uploads.document(file)
+        self._filenames[file_id] = file.name
+        return file_id
 
     async def forget_file(self, binding: Binding, remote_id: str) -> None:
         """A file deleted in Slack leaves the thread's vector store and the server."""
@@ -205,14 +210,21 @@ class AssistantsBackend:
             return [f"model {assistant.model!r} of assistant {self._assistant_id!r} is not served"]
         except openai.OpenAIError as exc:
             return [f"cannot reach the OpenAI API: {translate(exc)}"]
+        try:
+            await self._uploads.probe()
+        except openai.OpenAIError as exc:
+            log.info("could not probe image uploads: %s", translate(exc))
         return []
+
+    def notes(self) -> list[str]:
+        return self.capabilities.notes()
 
     async def aclose(self) -> None:
         await self._client.close()
 
     # ------------------------------------------------------------------ runs
 
-    def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
+    def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
         model = _AssistantsRun(self, binding.conversation_id, request)
         return runner.run(model, request.tools, request.context)
 
@@ -220,9 +232,9 @@ class AssistantsBackend:
         for key, params in _messages(request):
             await self._add_message(thread_id, key, params)
 
-    async def start_run(self, thread_id: str, tools: ToolSet) -> AsyncStream[AssistantStreamEvent]:
+    async def start_run(self, thread_id: str, request: RunRequest) -> AsyncStream[AssistantStreamEvent]:
         extra = await self._additional_instructions()
-        return await self._unblocked(thread_id, lambda: self._start(thread_id, tools, extra))
+        return await self._unblocked(thread_id, lambda: self._start(thread_id, request, extra))
 
     async def _add_message(self, thread_id: str, key: str, params: dict[str, Any]) -> None:
         if (thread_id, key) in self._posted:
@@ -238,8 +250,9 @@ class AssistantsBackend:
             self._posted.popitem(last=False)
 
     def _start(
-        self, thread_id: str, tools: ToolSet, extra: str | None
+        self, thread_id: str, request: RunRequest, extra: str | None
     ) -> Awaitable[AsyncStream[AssistantStreamEvent]]:
+        tools = request.tools
         schemas: list[dict[str, Any]] = tools.assistant_schemas()
         if tools.file_search:
             schemas.append({"type": "file_search"})
@@ -251,7 +264,10 @@ class AssistantsBackend:
             return self._client.beta.threads.runs.create(
                 thread_id,
                 assistant_id=self._assistant_id,
-                additional_instructions=extra if extra else openai.omit,
+                # A channel's own instructions replace the assistant's; the bot's are added to them.
+                instructions=request.instructions or openai.omit,
+                additional_instructions=extra if extra and not request.instructions else openai.omit,
+                model=request.model or openai.omit,
                 tools=cast("list[AssistantToolParam]", schemas),
                 stream=True,
             )
@@ -275,7 +291,7 @@ class AssistantsBackend:
 
     async def consume(
         self, stream: AsyncStream[AssistantStreamEvent], outcome: _Outcome
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         try:
             async with stream:
                 async for event in stream:
@@ -450,14 +466,16 @@ class _AssistantsRun:
         if not self._started:
             await backend.add_messages(thread_id, self._request)
             self._added = True
-            stream = await backend.start_run(thread_id, self._request.tools)
+            stream = await backend.start_run(thread_id, self._request)
             self._started = True
         else:
             submitted = [{"tool_call_id": o.call_id, "output": o.output} for o in outputs]
             stream = await backend.submit(thread_id, self._run_id, submitted)
         outcome = self._outcome = _Outcome(self._outcome.cited)
-        async for event in backend.consume(stream, outcome):
-            yield event
+        # Closed with the call, so the HTTP stream is too (not later, by the event loop).
+        async with contextlib.aclosing(backend.consume(stream, outcome)) as events:
+            async for event in events:
+                yield event
         self._run_id = outcome.run_id or self._run_id
         self._files.update((k, v) for k, v in outcome.files.items() if k not in self._files)
         if outcome.failed is not None:
@@ -563,7 +581,7 @@ class _Outcome:
             return []
         if kind == "thread.run.completed":
             self.ended = True
-            return []
+            return [*_usage(data)]
         if kind in RUN_ENDINGS:
             self.ended = True
             error = getattr(data, "last_error", None)
@@ -571,7 +589,7 @@ class _Outcome:
             log.warning("run %s ended as %s: %s", self.run_id, kind, detail)
             rate_limited = getattr(error, "code", "") == "rate_limit_exceeded"
             self.failed = Failed(RETRY_LATER if rate_limited else RUN_ENDINGS[kind])
-            return []
+            return [*_usage(data)]  # an unfinished run still cost its tokens
         if kind == "error":
             log.warning("stream error event: %s %s", getattr(data, "code", ""), getattr(data, "message", ""))
             self.failed = Failed("The assistant service reported an error mid-answer.")
@@ -659,6 +677,21 @@ class _Outcome:
         found.name = found.name or name
 
 
+def _usage(run: Any) -> list[RunEvent]:
+    usage = getattr(run, "usage", None)
+    if usage is None:
+        return []
+    details = getattr(usage, "prompt_token_details", None)
+    return [
+        Usage(
+            model=str(getattr(run, "model", "") or ""),
+            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cached_tokens=int(getattr(details, "cached_tokens", 0) or 0),
+        )
+    ]
+
+
 def _messages(request: RunRequest) -> list[tuple[str, dict[str, Any]]]:
     """The messages this Turn adds to the thread, each with a key that makes adding it idempotent."""
     messages: list[tuple[str, dict[str, Any]]] = []
@@ -668,9 +701,11 @@ def _messages(request: RunRequest) -> list[tuple[str, dict[str, Any]]]:
         # message it would read as something the user asked.
         context = SEED_HEADER + "\n".join(request.seed)
         messages.append((f"seed:{first}", {"role": "assistant", "content": context}))
-    accepted = [a for a in request.attached if not a.error and a.remote_id]
+    accepted = [a for a in request.attached if not a.error and (a.remote_id or a.data_url)]
     images = [
-        {"type": "image_file", "image_file": {"file_id": a.remote_id}}
+        {"type": "image_url", "image_url": {"url": a.data_url}}
+        if a.data_url
+        else {"type": "image_file", "image_file": {"file_id": a.remote_id}}
         for a in accepted
         if a.usage == "vision"
     ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bot.attachments import LocalFile
 from bot.inbound import Inbound, ThreadKey
@@ -62,14 +62,19 @@ class Binding:
         )
 
 
+# How the model uses an attached file; "none" for one it could not take.
+FileUse = Literal["file_search", "vision", "code_interpreter", "none"]
+
+
 @dataclass(frozen=True, slots=True)
 class Attached:
     """A file the backend accepted, and how the model will use it."""
 
     name: str
     remote_id: str
-    usage: str  # "file_search" | "vision" | "code_interpreter"
+    usage: FileUse
     error: str = ""  # set when the server refused or failed to index it (safe to show)
+    data_url: str = ""  # an image sent inline, for servers that refuse vision uploads
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +139,16 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model call used (a turn with tool rounds reports one per call)."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Completed:
     text: str = ""
 
@@ -144,10 +159,21 @@ class Failed:
 
     message: str
     retryable: bool = True
+    # Whether this turn's user messages are in the server-side conversation (None: unknown).
+    kept: bool | None = None
 
 
 RunEvent = (
-    Status | TextDelta | Citation | OutputFile | ToolCall | ApprovalRequested | Notice | Completed | Failed
+    Status
+    | TextDelta
+    | Citation
+    | OutputFile
+    | ToolCall
+    | ApprovalRequested
+    | Notice
+    | Usage
+    | Completed
+    | Failed
 )
 
 
@@ -180,6 +206,11 @@ class RunRequest:
     seed: tuple[str, ...] = field(default=())
     context: ToolContext | None = None  # what function tools learn about the asker
     approvals: tuple[Approval, ...] = ()  # MCP approval decisions this run continues with
+    # The channel's configuration; empty means the backend's own default.
+    model: str = ""
+    instructions: str = ""
+    # A salted hash of the Slack user, never the raw id (OpenAI's abuse detection per end user).
+    safety_identifier: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +230,9 @@ class Backend(Protocol):
 
     async def attach(self, binding: Binding, files: list[LocalFile]) -> tuple[Binding, list[Attached]]: ...
 
-    def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]: ...
+    def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
+        """The run's events; close it (contextlib.aclosing) so its clean-up runs in the Turn."""
+        ...
 
     async def forget_file(self, binding: Binding, remote_id: str) -> None: ...
 
@@ -208,5 +241,9 @@ class Backend(Protocol):
     async def annotate(self, binding: Binding, metadata: dict[str, str]) -> None: ...
 
     async def check(self) -> list[str]: ...
+
+    def notes(self) -> list[str]:
+        """How the bot adapts to this server (file purposes, images), for `threadbridge check`."""
+        ...
 
     async def aclose(self) -> None: ...

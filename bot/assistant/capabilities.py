@@ -18,6 +18,16 @@ class Capabilities:
     def __init__(self) -> None:
         self.truncation = True
         self.missing_tools: set[str] = set()
+        self.vision_uploads = True  # files.create(purpose="vision"); else images go inline
+
+    def learn_purpose(self, exc: openai.BadRequestError, purpose: str) -> bool:
+        """True when a 400 refused an upload's purpose (one we can do without: `vision`)."""
+        text = f"{getattr(exc, 'param', '') or ''} {exc.message}".lower()
+        if purpose != "vision" or "purpose" not in text or not self.vision_uploads:
+            return False
+        self.vision_uploads = False
+        log.warning("server refuses purpose='vision' uploads; sending images inline as data URLs")
+        return True
 
     def allows(self, tool: str) -> bool:
         return tool not in self.missing_tools
@@ -47,6 +57,15 @@ class Capabilities:
                 log.warning("server does not support the %s tool; continuing without it", tool)
                 return True
         return False
+
+    def notes(self) -> list[str]:
+        """What the bot does differently on this server, though nothing is lost (for `check`)."""
+        notes = ["file purposes: documents and data files upload with purpose 'assistants'"]
+        if self.vision_uploads:
+            notes.append("images: uploaded with purpose 'vision' and sent by file id")
+        else:
+            notes.append("images: server refuses purpose 'vision'; sent inline as base64 data URLs")
+        return notes
 
     def describe_missing(self) -> list[str]:
         notes = [f"server lacks the {tool} tool" for tool in sorted(self.missing_tools)]

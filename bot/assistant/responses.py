@@ -34,6 +34,7 @@ from bot.assistant.errors import translate
 from bot.assistant.responses_stream import ResponseOutcome
 from bot.assistant.runner import STOPPED, CallsPending, Step, ToolOutput
 from bot.assistant.sse import sse_events
+from bot.assistant.uploads import NOT_TAKEN, UNREADABLE_IMAGE, UnreadableImage, Uploads
 from bot.attachments import FileKind, LocalFile
 from bot.inbound import ThreadKey
 from bot.tools import ToolSet
@@ -55,13 +56,17 @@ class ResponsesBackend:
         capabilities: Capabilities | None = None,
         code_interpreter: bool = False,
         store_days: int = 90,
+        inline_image_max_px: int = 2048,
+        max_output_tokens: int | None = None,
     ) -> None:
         self._client = client
+        self._max_output_tokens = max_output_tokens
         self._model = model
         self._instructions = instructions
         self._code_interpreter = code_interpreter
         self._store_days = store_days
         self.capabilities = capabilities or Capabilities()
+        self._uploads = Uploads(client, self.capabilities, inline_max_px=inline_image_max_px)
 
     async def open(self, key: ThreadKey, metadata: dict[str, str]) -> Binding:
         try:
@@ -79,19 +84,21 @@ class ResponsesBackend:
                 binding, item = await self._attach_one(binding, file)
             except openai.OpenAIError as exc:
                 log.warning("could not upload %s: %s", file.name, translate(exc))
-                item = Attached(file.name, "", "", error="the assistant service would not take it")
+                item = Attached(file.name, "", "none", error=NOT_TAKEN)
+            except UnreadableImage:
+                item = Attached(file.name, "", "none", error=UNREADABLE_IMAGE)
             attached.append(item)
         return binding, attached
 
     async def _attach_one(self, binding: Binding, file: LocalFile) -> tuple[Binding, Attached]:
         kind = file.kind
         if kind is FileKind.IMAGE:
-            remote = await self._upload(file, "vision")
-            return binding, Attached(file.name, remote, "vision")
+            image = await self._uploads.image(file)
+            return binding, Attached(file.name, image.file_id, "vision", data_url=image.data_url)
         if kind is FileKind.DATA:
             if not self._code_interpreter or not self.capabilities.allows("code_interpreter"):
-                return binding, Attached(file.name, "", "", error=NO_CODE_INTERPRETER)
-            remote = await self._upload(file, "user_data")
+                return binding, Attached(file.name, "", "none", error=NO_CODE_INTERPRETER)
+            remote = await self._uploads.document(file)
             binding = replace(binding, data_file_ids=(*binding.data_file_ids, remote))
             return binding, Attached(file.name, remote, "code_interpreter")
         if not binding.vector_store_id:
@@ -101,7 +108,7 @@ class ResponsesBackend:
                 metadata={"conversation": binding.conversation_id},
             )
             binding = replace(binding, vector_store_id=store.id)
-        remote = await self._upload(file, "user_data")
+        remote = await self._uploads.document(file)
         indexed = await self._client.vector_stores.files.create_and_poll(
             remote, vector_store_id=binding.vector_store_id, poll_interval_ms=500
         )
@@ -110,13 +117,6 @@ class ResponsesBackend:
             log.warning("indexing %s failed: %s", file.name, reason)
             return binding, Attached(file.name, remote, "file_search", error=f"indexing failed ({reason})")
         return binding, Attached(file.name, remote, "file_search")
-
-    async def _upload(self, file: LocalFile, purpose: str) -> str:
-        uploaded = await self._client.files.create(
-            file=(file.name, file.content, file.mimetype or "application/octet-stream"),
-            purpose=purpose,  # type: ignore[arg-type]
-        )
-        return uploaded.id
 
     async def forget_file(self, binding: Binding, remote_id: str) -> None:
         """A file deleted in Slack stops being searchable in its thread."""
@@ -158,12 +158,23 @@ class ResponsesBackend:
         except openai.OpenAIError as exc:
             problems.append(f"cannot reach the OpenAI API: {translate(exc)}")
         problems.extend(self.capabilities.describe_missing())
+        if not problems:
+            await self._probe_uploads()
         return problems
+
+    async def _probe_uploads(self) -> None:
+        try:
+            await self._uploads.probe()
+        except openai.OpenAIError as exc:
+            log.info("could not probe image uploads: %s", translate(exc))
+
+    def notes(self) -> list[str]:
+        return self.capabilities.notes()
 
     async def aclose(self) -> None:
         await self._client.close()
 
-    def run(self, binding: Binding, request: RunRequest) -> AsyncIterator[RunEvent]:
+    def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
         return runner.run(_ResponsesRun(self, binding, request), request.tools, request.context)
 
     async def generated_files(self, cited: list[tuple[str, str, str]]) -> AsyncIterator[RunEvent]:
@@ -189,11 +200,11 @@ class ResponsesBackend:
             return False
 
     async def respond(
-        self, binding: Binding, tools: ToolSet, items: list[dict[str, Any]], outcome: ResponseOutcome
-    ) -> AsyncIterator[RunEvent]:
+        self, binding: Binding, request: RunRequest, items: list[dict[str, Any]], outcome: ResponseOutcome
+    ) -> AsyncGenerator[RunEvent, None]:
         """One streamed `responses.create`, retried once without an option the server refused."""
         while True:
-            params = self._params(binding, tools, items)
+            params = self._params(binding, request.tools, items) | self._turn_params(binding, request)
             try:
                 # The raw body, read as dicts: no SDK model is built per event.
                 async with self._client.responses.with_streaming_response.create(**params) as raw:
@@ -218,6 +229,19 @@ class ResponsesBackend:
                 outcome.reset()
                 continue
             return
+
+    def _turn_params(self, binding: Binding, request: RunRequest) -> dict[str, Any]:
+        """The channel's model and instructions, and what keeps cost and abuse per user in check."""
+        params: dict[str, Any] = {"prompt_cache_key": binding.conversation_id}
+        if request.model:
+            params["model"] = request.model
+        if request.instructions:
+            params["instructions"] = request.instructions
+        if request.safety_identifier:
+            params["safety_identifier"] = request.safety_identifier
+        if self._max_output_tokens:
+            params["max_output_tokens"] = self._max_output_tokens
+        return params
 
     def _params(self, binding: Binding, tools: ToolSet, items: list[dict[str, Any]]) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -272,8 +296,12 @@ class _ResponsesRun:
                 {"type": "function_call_output", "call_id": o.call_id, "output": o.output} for o in outputs
             ]
         outcome = ResponseOutcome()
-        async for event in self._backend.respond(self._binding, self._request.tools, items, outcome):
-            yield event
+        # Closed with the call, so the HTTP stream is too (not later, by the event loop).
+        async with contextlib.aclosing(
+            self._backend.respond(self._binding, self._request, items, outcome)
+        ) as events:
+            async for event in events:
+                yield event
         if outcome.failed is not None:
             yield outcome.failed
             return
@@ -310,7 +338,9 @@ def _user_items(request: RunRequest) -> list[dict[str, Any]]:
         context = SEED_HEADER + "\n".join(request.seed)
         items.append({"type": "message", "role": "developer", "content": context})
     images = [
-        {"type": "input_image", "file_id": a.remote_id, "detail": "auto"}
+        {"type": "input_image", "image_url": a.data_url, "detail": "auto"}
+        if a.data_url
+        else {"type": "input_image", "file_id": a.remote_id, "detail": "auto"}
         for a in request.attached
         if a.usage == "vision" and not a.error
     ]

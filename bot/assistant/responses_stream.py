@@ -15,6 +15,7 @@ from bot.assistant.base import (
     Status,
     TextDelta,
     ToolCall,
+    Usage,
 )
 from bot.assistant.runner import FunctionCall
 
@@ -64,14 +65,15 @@ class ResponseOutcome:
             return self._item_done(event.get("item") or {})
         if kind == "response.completed":
             self.completed = True
-            return self._completed(event.get("response") or {})
+            response = event.get("response") or {}
+            return _usage(response) + self._completed(response)
         if kind in ("response.failed", "response.incomplete"):
             response = event.get("response") or {}
             error = response.get("error") or {}
             detail = error.get("message") or str(response.get("incomplete_details") or "") or kind
             self._fail(COULD_NOT_FINISH, f"{error.get('code') or ''} {detail}")
             log.warning("response ended as %s: %s", kind, detail)
-            return []
+            return _usage(response)  # an unfinished answer still cost its tokens
         if kind == "error":
             # Documented flat ({type, code, message}); the live API nests it under "error".
             error = event.get("error") if isinstance(event.get("error"), dict) else event
@@ -161,3 +163,18 @@ def _task(item: dict[str, Any], status: str) -> ToolCall:
     server = item.get("server_label") or ""
     title = TASK_TITLES[kind].format(name=name, server=server)
     return ToolCall(name, item.get("id", ""), status, title)
+
+
+def _usage(response: dict[str, Any]) -> list[RunEvent]:
+    usage = response.get("usage")
+    if not isinstance(usage, dict):
+        return []
+    details = usage.get("input_tokens_details") or {}
+    return [
+        Usage(
+            model=str(response.get("model") or ""),
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )
+    ]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot.assistant.base import (
@@ -77,7 +77,7 @@ class ModelRun(Protocol):
         ...
 
 
-async def run(model: ModelRun, tools: ToolSet, context: ToolContext | None) -> AsyncIterator[RunEvent]:
+async def run(model: ModelRun, tools: ToolSet, context: ToolContext | None) -> AsyncGenerator[RunEvent, None]:
     """Drive `model` to an answer, running the function calls it asks for in between."""
     delivered = False  # a model call took the user's messages into the conversation
     text = ""
@@ -96,7 +96,10 @@ async def run(model: ModelRun, tools: ToolSet, context: ToolContext | None) -> A
             if ending is None:
                 ending = Failed(STOPPED)
             if isinstance(ending, Failed):
-                yield ending
+                # Kept before the failure is told, so the Turn can say whether it was.
+                kept = delivered or await model.keep()
+                delivered = True
+                yield replace(ending, kept=kept)
                 return
             delivered = True
             if isinstance(ending, Completed):
@@ -111,7 +114,7 @@ async def run(model: ModelRun, tools: ToolSet, context: ToolContext | None) -> A
                 result = await tools.call(call.name, call.arguments, context)
                 yield ToolCall(call.name, call.call_id, "complete" if result.ok else "error", title)
                 outputs.append(ToolOutput(call.call_id, result.output))
-        yield Failed(TOO_MANY_ROUNDS, retryable=False)
+        yield Failed(TOO_MANY_ROUNDS, retryable=False, kept=True)
     except ConversationGone:
         delivered = True  # nowhere to keep them: the caller re-opens and sends them again
         raise

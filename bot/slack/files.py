@@ -98,25 +98,27 @@ class SlackFiles:
 
     # ------------------------------------------------------------------ downloads
 
-    async def fetch(self, ref: FileRef) -> LocalFile:
-        """Download one shared file, or raise FileRefused saying why not."""
+    async def fetch(self, ref: FileRef, kinds: frozenset[FileKind] | None = None) -> LocalFile:
+        """Download one shared file (of `kinds`, else the configured ones), or raise FileRefused."""
         try:
-            return await self._fetch(ref)
+            return await self._fetch(ref, self._kinds if kinds is None else kinds)
         except FileRefused as refused:
             log.info("not taking Slack file %s: %s", ref.id, refused.rejected.reason)
             raise
 
-    async def fetch_all(self, refs: Sequence[FileRef]) -> tuple[list[LocalFile], list[Rejected]]:
+    async def fetch_all(
+        self, refs: Sequence[FileRef], kinds: frozenset[FileKind] | None = None
+    ) -> tuple[list[LocalFile], list[Rejected]]:
         """Download several files concurrently; both lists keep the order of `refs`."""
-        results = await asyncio.gather(*(self._fetch_one(ref) for ref in refs))
+        results = await asyncio.gather(*(self._fetch_one(ref, kinds) for ref in refs))
         files = [r for r in results if isinstance(r, LocalFile)]
         rejected = [r for r in results if isinstance(r, Rejected)]
         return files, rejected
 
-    async def _fetch_one(self, ref: FileRef) -> LocalFile | Rejected:
+    async def _fetch_one(self, ref: FileRef, kinds: frozenset[FileKind] | None) -> LocalFile | Rejected:
         async with self._parallel:
             try:
-                return await self.fetch(ref)
+                return await self.fetch(ref, kinds)
             except FileRefused as refused:
                 return refused.rejected
             except Exception:
@@ -125,14 +127,14 @@ class SlackFiles:
                 log.exception("unexpected failure downloading Slack file %s", ref.id)
                 return Rejected(_display_name(ref), "something went wrong while downloading it.")
 
-    async def _fetch(self, ref: FileRef) -> LocalFile:
+    async def _fetch(self, ref: FileRef, kinds: frozenset[FileKind]) -> LocalFile:
         if ref.needs_info:
             ref = await self._resolve(ref)
         name = _display_name(ref)
         kind = classify(name, ref.mimetype)
         if kind is FileKind.UNSUPPORTED:
             raise self._refuse(name, f"I can't read this type of file. I can read: {supported_list()}.")
-        if kind not in self._kinds:
+        if kind not in kinds:
             raise self._refuse(name, f"this bot is set up not to take {kind.value} files.")
         if ref.size > self._max_bytes:
             raise self._refuse(name, f"it is {ref.size / MB:.1f} MB; the limit is {_mb(self._max_bytes)} MB.")

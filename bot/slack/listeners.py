@@ -12,9 +12,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.inbound import Enqueued, Inbound, InboundKind, ThreadKey
+from bot.inbound import ADMITTED, Admission, Enqueued, Inbound, InboundKind, ThreadKey
 from bot.slack.approvals import APPROVE_ACTION, DENY_ACTION, ApprovalClick, click_from
 from bot.slack.files import file_ref
+from bot.slack.guard import edge_middleware
+from bot.slack.notices import tell_privately
 from bot.slack.render import FEEDBACK_ACTION
 
 log = logging.getLogger(__name__)
@@ -43,14 +45,16 @@ REQUIRED_SCOPES = (
     "app_mentions:read",  # app_mention
     "assistant:write",  # assistant.threads.setStatus / setSuggestedPrompts
     "channels:history",  # message.channels, conversations.replies
+    "channels:read",  # conversations.info: channel names for `#name` rules
     "chat:write",  # replies, streaming
     "files:read",  # downloading shared files, file_deleted
     "files:write",  # uploading generated files
     "groups:history",  # message.groups
+    "groups:read",  # conversations.info in private channels
     "im:history",  # message.im
     "mpim:history",  # message.mpim
     "reactions:write",  # acknowledging files
-    "users:read",  # display names
+    "users:read",  # display names, guest status
 )
 
 
@@ -60,6 +64,17 @@ class Intake(Protocol):
     async def is_active(self, key: ThreadKey) -> bool: ...
 
     async def accept(self, inbound: Inbound) -> Enqueued: ...
+
+
+class Gate(Protocol):
+    """Who may use the bot where: asked before a message is queued (or a file downloaded)."""
+
+    async def admit(self, inbound: Inbound, *, external: bool = False) -> Admission: ...
+
+
+class _Open:
+    async def admit(self, inbound: Inbound, *, external: bool = False) -> Admission:
+        return ADMITTED
 
 
 FileDeleted = Callable[[str, str], Awaitable[None]]
@@ -78,9 +93,11 @@ class Listeners:
         on_file_deleted: FileDeleted,
         on_feedback: Feedback,
         on_thread_deleted: ThreadDeleted,
+        gate: Gate | None = None,
         on_approval: ApprovalDecided | None = None,
     ) -> None:
         self._intake = intake
+        self._gate = gate or _Open()
         self._on_approval = on_approval
         self._on_thread_deleted = on_thread_deleted
         self._on_file_deleted = on_file_deleted
@@ -88,6 +105,7 @@ class Listeners:
         self._background: set[asyncio.Task[Any]] = set()
 
     def register(self, app: AsyncApp) -> None:
+        app.use(edge_middleware)
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home_opened)
@@ -199,6 +217,11 @@ class Listeners:
             event_id=str(body.get("event_id") or ""),
             files=tuple(file_ref(f) for f in event.get("files") or ()),
         )
+        admission = await self._gate.admit(inbound, external=_external(event, body))
+        if not admission.ok:
+            if admission.note:
+                self._spawn(tell_privately(context["client"], key, inbound.user, admission.note))
+            return
         result = await self._intake.accept(inbound)
         if result is Enqueued.FLOODED:
             self._spawn(_ask_to_slow_down(context["client"], inbound))
@@ -218,6 +241,15 @@ class Listeners:
 
 def _team(event: dict[str, Any], context: dict[str, Any]) -> str:
     return str(event.get("team") or context.get("team_id") or "")
+
+
+def _external(event: dict[str, Any], body: dict[str, Any]) -> bool:
+    """A person from another organisation, writing in a Slack Connect channel."""
+    if not body.get("is_ext_shared_channel"):
+        return False
+    home = str(body.get("team_id") or "")
+    theirs = str(event.get("user_team") or event.get("team") or "")
+    return bool(home and theirs and theirs != home)
 
 
 def _strip_mention(text: str, bot_user_id: str) -> str:

@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.slack.markup import neutralize, partial_markup_at
+
 # Slack: 12,000 chars per markdown block / stream call, 40,000 per message. Staying well under
 # the block limit keeps every message renderable in both the stream and the fallback path.
 SOFT_LIMIT = 9_000
@@ -36,9 +38,12 @@ class MessageSplitter:
     (closing an open code fence and reopening it in the next message).
     """
 
-    def __init__(self, soft: int = SOFT_LIMIT, hard: int = HARD_LIMIT) -> None:
+    def __init__(
+        self, soft: int = SOFT_LIMIT, hard: int = HARD_LIMIT, *, allowed_users: frozenset[str] = frozenset()
+    ) -> None:
         self.soft = soft
         self.hard = hard
+        self._allowed_users = allowed_users
         self._size = 0
         self._line = ""
         self._fence: str | None = None  # the opening fence line while inside a code block
@@ -49,8 +54,10 @@ class MessageSplitter:
         text = RAW_MARKER.sub("", self._held + text)
         self._held = ""
         if not final:
-            cut = _unclosed(text)
+            cut = min(_unclosed(text), partial_markup_at(text))
             text, self._held = text[:cut], text[cut:]
+        # Model output is untrusted: no pings, no links with hidden targets.
+        text = neutralize(text, self._allowed_users)
         pieces: list[Piece] = []
         out = ""
         new_message = False
@@ -115,7 +122,7 @@ def footnotes(names: Sequence[str]) -> str:
     """Numbered source list appended to an answer that cited files."""
     if not names:
         return ""
-    lines = [f"[{i}] {name}" for i, name in enumerate(names, start=1)]
+    lines = [f"[{i}] {neutralize(name)}" for i, name in enumerate(names, start=1)]
     return "\n\n**Sources**\n" + "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import ThreadKey
+from bot.slack.markup import neutralize
 from bot.slack.render import MessageSplitter, feedback_block, footnotes, markdown_blocks, to_mrkdwn
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,14 @@ class ReplyStream:
         recipient_user_id: str,
         native: bool = True,
         on_started: OnStarted = _noop,
+        allowed_users: frozenset[str] = frozenset(),
     ) -> None:
         self._client = client
         self._key = key
         self._recipient = recipient_user_id
         self._native = native
         self._on_started = on_started
-        self._splitter = MessageSplitter()
+        self._splitter = MessageSplitter(allowed_users=allowed_users)
         self._stream: AsyncChatStream | None = None
         self._ts: str | None = None  # the message currently being written
         self._text = ""
@@ -75,7 +77,7 @@ class ReplyStream:
             await self._client.assistant_threads_setStatus(
                 channel_id=self._key.channel_id,
                 thread_ts=self._key.thread_ts,
-                status=text,
+                status=neutralize(text),
             )
         except SlackApiError as exc:
             log.debug("setStatus refused: %s", exc.response.get("error"))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.openai.files import COMPATIBLE_PURPOSES
 from tests.harness import ROOT
 
 SECRET = "xoxb-1234567890-very-secret-token"
@@ -120,3 +121,49 @@ async def test_run_with_a_refused_bot_token_exits_with_one_line_not_a_traceback(
     assert code == 1
     assert "could not start: Slack refused the credentials (invalid_auth)" in err
     assert "Traceback" not in err and wrong not in out + err
+
+
+async def test_check_reports_how_files_and_images_reach_the_server(
+    tmp_path: Path, bot_env_vars: dict[str, str], openai_emu: OpenAIEmulator
+) -> None:
+    openai_emu.models.append(bot_env_vars["OPENAI_MODEL"])
+    code, out, err = await _run(["check"], _clean_env(**bot_env_vars), tmp_path)
+    assert code == 0, out + err
+    assert "purpose 'assistants'" in out and "sent by file id" in out
+    assert not openai_emu.files, "the probe image was deleted"
+    openai_emu.file_purposes = COMPATIBLE_PURPOSES
+    code, out, err = await _run(["check"], _clean_env(**bot_env_vars), tmp_path)
+    assert code == 0, out + err
+    assert "refuses purpose 'vision'" in out and "inline" in out
+
+
+BROKEN_CONFIG = """
+default:
+  modle: gpt-4o
+channels:
+  C0OK:
+    respond_to: always
+"""
+
+
+async def test_check_names_each_configuration_file_problem_on_its_own_line(tmp_path: Path) -> None:
+    config = tmp_path / "threadbridge.yml"
+    config.write_text(BROKEN_CONFIG)
+    env = _clean_env(SLACK_BOT_TOKEN=SECRET, SLACK_SIGNING_SECRET="s", THREADBRIDGE_CONFIG=str(config))
+    code, out, err = await _run(["check"], env, tmp_path)
+    assert code == 1, out + err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 2, out
+    assert problems[0].startswith(f"problem: {config}: default.modle: ")
+    assert problems[1].startswith(f"problem: {config}: channels.C0OK.respond_to: ")
+    assert SECRET not in out + err
+
+
+async def test_run_with_an_invalid_configuration_file_exits_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "threadbridge.yml"
+    config.write_text(BROKEN_CONFIG)
+    env = _clean_env(SLACK_BOT_TOKEN=SECRET, SLACK_SIGNING_SECRET="s", THREADBRIDGE_CONFIG=str(config))
+    code, out, err = await _run(["run"], env, tmp_path)
+    assert code == 2
+    assert f"configuration error: {config}: default.modle:" in err
+    assert "Traceback" not in err and SECRET not in out + err

@@ -379,6 +379,7 @@ class SlackEmulator:
         display_name: str = "",
         real_name: str = "",
         is_bot: bool = False,
+        guest: bool = False,
     ) -> None:
         self._users[user_id] = {
             "id": user_id,
@@ -391,6 +392,9 @@ class SlackEmulator:
             "tz_offset": 0,
             "is_bot": is_bot,
             "is_app_user": False,
+            # A multi-channel guest is restricted; a single-channel guest ultra-restricted too.
+            "is_restricted": guest,
+            "is_ultra_restricted": False,
             "profile": {
                 "display_name": display_name,
                 "display_name_normalized": display_name,
@@ -616,6 +620,7 @@ class SlackEmulator:
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        arrived = time.time()
         status = 200
         headers: dict[str, str] = {}
         args: dict[str, Any] = {}
@@ -640,7 +645,7 @@ class SlackEmulator:
         except _Refusal as refusal:
             body = {"ok": False, "error": refusal.error, **refusal.extra}
         peer = str(request.transport.get_extra_info("peername") if request.transport else "")
-        self.calls.append(Call(method, args, status, body, encoding, peer=peer))
+        self.calls.append(Call(method, args, status, body, encoding, at=arrived, peer=peer))
         self._changed()
         return web.json_response(body, status=status, headers=headers)
 

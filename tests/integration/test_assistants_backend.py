@@ -229,7 +229,9 @@ async def test_tool_rounds_are_bounded_and_the_run_is_cancelled(
 ) -> None:
     monkeypatch.setattr(runner_module, "MAX_TOOL_ROUNDS", 1)
     events = await collect(backend, binding, request("#tool:lookup {}", tools=recording_tool([])))
-    assert final(events) == Failed("The assistant kept calling tools without answering.", retryable=False)
+    assert final(events) == Failed(
+        "The assistant kept calling tools without answering.", retryable=False, kept=True
+    )
     assert [r.status for r in runs_of(emu, binding)] == ["cancelled"]
     # Nothing is left blocking the thread.
     monkeypatch.setattr(runner_module, "MAX_TOOL_ROUNDS", 8)
@@ -300,7 +302,7 @@ async def test_data_files_are_refused_without_the_code_interpreter(
 ) -> None:
     plain = AssistantsBackend(client, assistant_id=assistant_id)
     _, [refused] = await plain.attach(binding, [local("sales.csv", b"a,b\n", "text/csv")])
-    assert refused == Attached("sales.csv", "", "", error=assistants_module.NO_CODE_INTERPRETER)
+    assert refused == Attached("sales.csv", "", "none", error=assistants_module.NO_CODE_INTERPRETER)
 
 
 async def test_upload_failure_is_reported_per_file(
@@ -332,7 +334,7 @@ async def test_model_failure_is_a_failed_event_and_the_message_is_kept(
     emu: OpenAIEmulator, backend: AssistantsBackend, binding: Binding
 ) -> None:
     events = await collect(backend, binding, request("please #fail"))
-    assert final(events) == Failed("The assistant could not finish its answer.")
+    assert final(events) == Failed("The assistant could not finish its answer.", kept=True)
     after = await collect(backend, binding, request(message("again", ts="2.0")))
     assert final(after) == Completed("echo: Alice: again [user messages: 2]")
 
@@ -347,7 +349,7 @@ async def test_stream_errors_are_failed_events(
     emu.stream_error_shape = shape  # type: ignore[assignment]
     events = await collect(backend, binding, request("go on #stream-error"))
     assert streamed(events), "the deltas before the break were passed on"
-    assert final(events) == Failed(expected)
+    assert final(events) == Failed(expected, kept=True)
     assert isinstance(final(await collect(backend, binding, request(message("next", ts="2.0")))), Completed)
 
 
@@ -373,7 +375,7 @@ async def test_expired_and_cancelled_runs_are_failed_events(
         run.expire()
     else:
         await client.beta.threads.runs.cancel(run.id, thread_id=binding.conversation_id)
-    assert final(await running) == Failed(expected)
+    assert final(await running) == Failed(expected, kept=True)
 
 
 async def test_an_abandoned_turn_cancels_its_run(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from tests.emulators.openai import OpenAIEmulator
@@ -166,5 +166,9 @@ async def test_metrics_count_turns(bot: BotUnderTest) -> None:
     await bot.replies(CHANNEL, ts, 1)
     async with aiohttp.ClientSession() as http, http.get(f"{bot.url}/metrics") as resp:
         body = await resp.text()
-    assert "threadbridge_turns_completed_total" in body
-    assert json.dumps(body)
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    turns = families["threadbridge_turns"]
+    assert any(
+        s.name == "threadbridge_turns_total" and s.labels == {"team": "T0TEAM", "outcome": "completed"}
+        for s in turns.samples
+    )

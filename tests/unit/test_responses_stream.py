@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.assistant.base import Citation, RunEvent, Status, TextDelta, ToolCall
+from bot.assistant.base import Citation, RunEvent, Status, TextDelta, ToolCall, Usage
 from bot.assistant.responses_stream import COULD_NOT_FINISH, STREAM_ERROR, ResponseOutcome
 from bot.assistant.runner import FunctionCall
 from bot.assistant.sse import sse_events
@@ -42,7 +42,11 @@ async def test_a_recorded_gpt52_text_stream_yields_its_deltas(size: int) -> None
 
 async def test_a_recorded_function_call_stream_without_sequence_numbers_asks_for_the_call() -> None:
     outcome, events = await replay((WIRE / "responses_stream_function_call_gpt-4o_2025-03.sse").read_bytes())
-    assert events == [Status("calling get_capital…")]
+    assert events == [
+        Status("calling get_capital…"),
+        # What the response cost, from its `usage`, for budgets and metrics.
+        Usage(model="gpt-4o-2024-08-06", input_tokens=255, output_tokens=16, cached_tokens=0),
+    ]
     call = FunctionCall("call_kL0PCQV7M2WMoVX8V8OtYSAL", "get_capital", '{"country":"France"}')
     assert outcome.calls == [call]
 

@@ -70,7 +70,9 @@ class OpenAIEmulator:
       `unsupported` ("truncation", "code_interpreter", "web_search", "file_search" -> 400),
       `indexing_polls` (status GETs answered "in_progress" before a vector-store file is
       done), `poll_after_ms` (the `openai-poll-after-ms` hint), `models`,
-      `stream_error_shape` ("both" | "flat" | "nested": how ``#stream-error`` is framed).
+      `stream_error_shape` ("both" | "flat" | "nested": how ``#stream-error`` is framed),
+      `file_purposes` (what files.create accepts; `files.COMPATIBLE_PURPOSES` plays a
+      self-hosted compatible server that refuses `user_data` and `vision`).
     """
 
     def __init__(self, *, api_key: str = "sk-test-key") -> None:
@@ -97,6 +99,7 @@ class OpenAIEmulator:
 
         # Knobs.
         self.unsupported: set[str] = set()
+        self.file_purposes: tuple[str, ...] = files.PURPOSES
         self.indexing_polls = 1
         self.poll_after_ms = 10
         self.stream_error_shape: Literal["both", "flat", "nested"] = "both"

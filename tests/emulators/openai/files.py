@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .emulator import OpenAIEmulator
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+# A widely used self-hosted OpenAI-compatible server takes only these.
+COMPATIBLE_PURPOSES = ("assistants", "batch")
 
 
 def routes(emu: OpenAIEmulator) -> list[web.RouteDef]:
@@ -50,10 +52,11 @@ def routes(emu: OpenAIEmulator) -> list[web.RouteDef]:
         purpose = fields.get("purpose")
         if purpose is None:
             raise ApiError(400, "Missing required parameter: 'purpose'.", param="purpose")
-        if purpose not in PURPOSES:
+        if purpose not in emu.file_purposes:
             raise ApiError(
                 400,
-                f"Invalid value for 'purpose': '{purpose}'. Supported values are: {', '.join(PURPOSES)}.",
+                f"Invalid value for 'purpose': '{purpose}'. "
+                f"Supported values are: {', '.join(emu.file_purposes)}.",
                 param="purpose",
                 code="invalid_value",
             )
