@@ -78,7 +78,7 @@ async def test_a_stream_error_mid_answer_fails_and_keeps_the_message(
 ) -> None:
     emu.stream_error_shape = shape  # type: ignore[assignment]
     events = await collect(backend, binding, request("tell me #stream-error"))
-    assert events[-1] == Failed("The assistant service reported an error mid-answer.")
+    assert events[-1] == Failed("The assistant service reported an error mid-answer.", kept=True)
     assert any(isinstance(e, TextDelta) for e in events), "text streamed before the break"
     assert user_texts(emu, binding) == ["Alice: tell me #stream-error"]
 
