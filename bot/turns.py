@@ -142,6 +142,11 @@ class TurnRunner:
             await tell_privately(self._slack, key, meter.user, refusal.message())
             await self._settle(meter)
             return binding
+        if binding is None:
+            # The bot answers here now, even if only to say "send it again" when no conversation
+            # can be opened: the thread is the bot's, so a plain reply there is answered. Marked
+            # before anything is posted, or that reply could arrive first and be ignored.
+            await self._store.mark_spoken(key)
         inputs = [replace(m, speaker=await self._history.display_name(m.user)) for m in inbox]
         reply = ReplyStream(
             self._slack,
@@ -191,10 +196,6 @@ class TurnRunner:
                 await reply.fail(f"Something went wrong on my side. {RETRY}")
         finally:
             await self._settle(meter)
-        if binding is None and reply.posted:
-            # Told to try again in a thread that has no conversation yet: the thread is the
-            # bot's all the same, so a plain reply there is answered.
-            await self._store.mark_spoken(key)
         return binding
 
     def _allowed_mentions(self, inputs: list[Inbound]) -> frozenset[str]:
