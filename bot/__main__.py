@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from slack_sdk.errors import SlackApiError
 
 from bot import config_file, logs, policy
-from bot.app import Runtime, make_tools
+from bot.app import Runtime, hosted_tool_notes, make_tools
 from bot.assistant.assistants import create_assistant
 from bot.assistant.base import BackendError
 from bot.config import ConfigError, Settings, load_settings
@@ -95,6 +95,8 @@ async def _check(settings: Settings) -> int:
                 print(f"{settings.backend}: ok (assistant {settings.assistant_id})")
             else:
                 print(f"{settings.backend}: ok (model {settings.openai_model})")
+        for note in hosted_tool_notes(settings):
+            print(f"{settings.backend}: {note}")
     finally:
         await runtime.backend.aclose()
         await runtime.slack_session.close()

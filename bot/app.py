@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.access import Gate
+from bot.approvals import ApprovalBook, decide, sweep
 from bot.assistant.assistants import AssistantsBackend
 from bot.assistant.base import Backend
 from bot.assistant.responses import ResponsesBackend
@@ -71,21 +72,28 @@ def make_backend(settings: Settings) -> Backend:
     )
 
 
+def hosted_tool_notes(settings: Settings) -> list[str]:
+    """Hosted tools configured that the chosen backend cannot offer (for `check` and the log)."""
+    if settings.backend == "responses":
+        return []
+    notes = []
+    if settings.mcp_servers is not None:
+        notes.append("no MCP on this backend: the servers of THREADBRIDGE_MCP_SERVERS are not offered")
+    if settings.web_search:
+        notes.append("no web search on this backend: THREADBRIDGE_WEB_SEARCH is ignored")
+    return notes
+
+
 def make_tools(settings: Settings) -> ToolSet:
     """The function tools (modules and installed plugins) and the hosted tools this bot offers."""
     try:
         tools = load_tools(settings.tool_modules)
     except ToolError as exc:
         raise ConfigError(f"THREADBRIDGE_TOOLS: {exc}") from None
-    mcp = settings.mcp_tools()
-    if mcp and settings.backend != "responses":
-        log.warning(
-            "the %s backend has no MCP: the %d server(s) of THREADBRIDGE_MCP_SERVERS are not offered",
-            settings.backend,
-            len(mcp),
-        )
-        mcp = ()
-    elif mcp:
+    for note in hosted_tool_notes(settings):
+        log.warning("%s backend: %s", settings.backend, note)
+    mcp = settings.mcp_tools() if settings.backend == "responses" else ()
+    if mcp:
         log.info("MCP servers: %s", ", ".join(m["server_label"] for m in mcp))
     return tools.with_hosted(
         file_search=True,
@@ -125,6 +133,9 @@ class Runtime:
     _metrics_dir: Path | None = field(init=False, default=None)
     _own_metrics_dir: bool = field(init=False, default=False)
     _children: WorkerProcesses | None = field(init=False, default=None)
+    approvals: ApprovalBook = field(init=False)
+    _sweeper: asyncio.Task[None] | None = field(init=False, default=None)
+    _stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -136,6 +147,12 @@ class Runtime:
         self.policy = Policy(s, tool_names=tool_names(self.tools), directory=SlackDirectory(self.slack))
         self.budgets = Budgets(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.backend = make_backend(s)
+        self.approvals = ApprovalBook(
+            self.redis,
+            prefix=s.redis_prefix,
+            timeout_s=s.mcp_approval_timeout_seconds,
+            approvers=s.approver_ids,
+        )
         self.files = SlackFiles(
             self.slack,
             max_bytes=s.max_file_mb * 1024 * 1024,
@@ -161,6 +178,7 @@ class Runtime:
                 history=SlackHistory(self.slack),
                 files=self.files,
                 tools=self.tools,
+                approvals=self.approvals,
                 settings=TurnSettings(
                     bot_user_id=bot_user_id,
                     consumer=consumer,
@@ -181,6 +199,8 @@ class Runtime:
             )
             await self.worker.ensure_group()
             self._worker_task = asyncio.create_task(self.worker.run())
+            if self.tools.mcp_servers:
+                self._sweeper = asyncio.create_task(sweep(self.approvals, self.slack, self._stopping))
         self._watch_task = asyncio.create_task(self.policy.watch())
         self._metrics_dir = s.prometheus_multiproc_dir
         if self.child_workers:
@@ -222,13 +242,15 @@ class Runtime:
             request_verification_enabled=not s.socket_mode,
         )
         app.use(metrics.timed_ack)
+        queue = TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit)
         Listeners(
-            TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit),
+            queue,
             on_file_deleted=lambda team, file_id: forget_file(self.store, self.backend, team, file_id),
             on_feedback=lambda key, user, value: record_feedback(
                 self.store, self.backend, self.slack, key, user, value
             ),
             on_thread_deleted=lambda key: close_thread(self.store, self.backend, key),
+            on_approval=lambda click: decide(self.approvals, self.slack, queue.accept, click),
             gate=Gate(self.policy, self.redis, prefix=s.redis_prefix),
         ).register(app)
         return app
@@ -269,6 +291,9 @@ class Runtime:
             await self.worker.stop(self.settings.shutdown_grace_seconds)
         if self._worker_task is not None:
             await self._worker_task
+        self._stopping.set()
+        if self._sweeper is not None:
+            await self._sweeper
         if self.heartbeat is not None:
             await self.heartbeat.aclose()
         if self._watch_task is not None:

@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     mcp_approval_timeout_seconds: int = Field(
         900,
         alias="THREADBRIDGE_MCP_APPROVAL_TIMEOUT_SECONDS",
-        ge=10,
+        ge=1,
         description="How long an MCP approval request waits for a click before it expires.",
     )
     file_kinds: str = Field(

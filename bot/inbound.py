@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import Literal
 
-InboundKind = Literal["mention", "thread_reply", "dm"]
+InboundKind = Literal["mention", "thread_reply", "dm", "approval"]
 
 
 class Enqueued(IntEnum):
@@ -59,6 +59,9 @@ class Inbound:
     event_id: str = ""
     files: tuple[FileRef, ...] = field(default=())
     speaker: str = ""
+    # kind "approval": a person's decision on an MCP approval request, continuing the run.
+    approval_id: str = ""
+    approve: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)

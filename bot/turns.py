@@ -12,9 +12,12 @@ from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import metrics
+from bot import approvals, metrics
 from bot.accounting import TurnMeter
+from bot.approvals import ApprovalBook
 from bot.assistant.base import (
+    Approval,
+    ApprovalRequested,
     Attached,
     Backend,
     BackendError,
@@ -24,6 +27,7 @@ from bot.assistant.base import (
     ConversationBusy,
     ConversationGone,
     Failed,
+    Notice,
     OutputFile,
     RunRequest,
     Status,
@@ -52,6 +56,7 @@ FILE_REACTION = "white_check_mark"
 
 KEPT = "Your message is saved in this thread's conversation; reply here to try again."
 NOT_KEPT = "I could not save your message, so please send it again in a minute."
+WAITING_FOR_APPROVAL = "Waiting for approval to use a tool (see below)."
 RETRY = "Reply here to try again."
 LOCKED_RETRIES = 3
 
@@ -80,10 +85,12 @@ class TurnRunner:
         tools: ToolSet,
         settings: TurnSettings,
         heartbeat: Heartbeat,
+        approvals: ApprovalBook | None = None,
         policy: Policy | None = None,
         budgets: Budgets | None = None,
     ) -> None:
         self._heartbeat = heartbeat
+        self._approvals = approvals
         self._store = store
         self._backend = backend
         self._slack = slack
@@ -135,6 +142,11 @@ class TurnRunner:
             await tell_privately(self._slack, key, meter.user, refusal.message())
             await self._settle(meter)
             return binding
+        if binding is None:
+            # The bot answers here now, even if only to say "send it again" when no conversation
+            # can be opened: the thread is the bot's, so a plain reply there is answered. Marked
+            # before anything is posted, or that reply could arrive first and be ignored.
+            await self._store.mark_spoken(key)
         inputs = [replace(m, speaker=await self._history.display_name(m.user)) for m in inbox]
         reply = ReplyStream(
             self._slack,
@@ -153,7 +165,8 @@ class TurnRunner:
                 await self._confirm_files_only(key, attached)
                 return binding
             request = RunRequest(
-                inputs=tuple(inputs),
+                inputs=tuple(m for m in inputs if m.kind != "approval"),
+                approvals=tuple(Approval(m.approval_id, m.approve) for m in inputs if m.kind == "approval"),
                 tools=narrow_tools(self._tools, channel),
                 attached=tuple(attached),
                 seed=tuple(seed),
@@ -183,10 +196,6 @@ class TurnRunner:
                 await reply.fail(f"Something went wrong on my side. {RETRY}")
         finally:
             await self._settle(meter)
-        if binding is None and reply.posted:
-            # Told to try again in a thread that has no conversation yet: the thread is the
-            # bot's all the same, so a plain reply there is answered.
-            await self._store.mark_spoken(key)
         return binding
 
     def _allowed_mentions(self, inputs: list[Inbound]) -> frozenset[str]:
@@ -282,7 +291,7 @@ class TurnRunner:
             "slack_team": key.team_id,
             "slack_channel": key.channel_id,
             "slack_thread_ts": key.thread_ts,
-            "slack_user": inputs[0].user,
+            "slack_user": inputs[0].user if inputs else "",
         }
         binding = await self._backend.open(key, metadata)
         await self._store.bind(key, binding)
@@ -321,6 +330,8 @@ class TurnRunner:
     ) -> None:
         sources: list[str] = []
         end: Completed | Failed | None = None
+        asked: list[ApprovalRequested] = []
+        notices: list[str] = []
         # Closed here, not by the event loop later: the backend's clean-up (keeping the user's
         # items, cancelling a run) runs under the thread's lock, before the reply is finished.
         async with contextlib.aclosing(self._backend.run(binding, request)) as events:
@@ -340,18 +351,48 @@ class TurnRunner:
                     case OutputFile(name=name, content=content):
                         await reply.status(f"uploading {name}…")
                         await self._files.upload(key, name=name, content=content)
+                    case ApprovalRequested() as approval:
+                        asked.append(approval)
+                    case Notice(text=text):
+                        notices.append(text)
                     case Completed() | Failed():
                         end = event
                         break
         match end:
             case Completed():
+                if asked:
+                    await reply.append(f"\n\n_{WAITING_FOR_APPROVAL}_")
                 await reply.finish(sources)
+                await self._after_answer(key, request, asked, notices)
             case Failed(message=message, kept=kept):
                 meter.outcome = "failed"
                 await reply.fail(f"{message} {saved(kept)}")
             case None:
                 meter.outcome = "failed"
                 await reply.fail(f"The assistant stopped without finishing. {RETRY}")
+
+
+    async def _after_answer(
+        self, key: ThreadKey, request: RunRequest, asked: list[ApprovalRequested], notices: list[str]
+    ) -> None:
+        """What comes after the answer: problems worth a note, and approval requests to click."""
+        if notices:
+            await post_note(self._slack, key, "\n".join(notices))
+        asker = request.context.user_id if request.context is not None else ""
+        for approval in asked:
+            if self._approvals is None:
+                log.warning("MCP approval requested but approvals are off", extra={"thread_key": str(key)})
+                continue
+            await approvals.ask(
+                self._approvals,
+                self._slack,
+                key,
+                asker,
+                approval.id,
+                approval.server,
+                approval.tool,
+                approval.arguments,
+            )
 
 
 def saved(kept: bool | None) -> str:

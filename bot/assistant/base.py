@@ -132,6 +132,13 @@ class ApprovalRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the thread should hear once, beside the answer (e.g. a tool server failed)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens one model call used (a turn with tool rounds reports one per call)."""
 
@@ -157,7 +164,16 @@ class Failed:
 
 
 RunEvent = (
-    Status | TextDelta | Citation | OutputFile | ToolCall | ApprovalRequested | Usage | Completed | Failed
+    Status
+    | TextDelta
+    | Citation
+    | OutputFile
+    | ToolCall
+    | ApprovalRequested
+    | Notice
+    | Usage
+    | Completed
+    | Failed
 )
 
 

@@ -24,6 +24,7 @@ from bot.assistant.base import (
     Completed,
     ConversationGone,
     Failed,
+    Notice,
     OutputFile,
     RunEvent,
     RunRequest,
@@ -304,8 +305,9 @@ class _ResponsesRun:
         if outcome.failed is not None:
             yield outcome.failed
             return
-        for problem in outcome.mcp_errors:
+        for problem in dict.fromkeys(outcome.mcp_errors):
             log.warning("MCP server failed: %s", problem)
+            yield Notice(f"⚠️ A tool server failed, so I answered without it ({problem}).")
         async for produced in self._backend.generated_files(outcome.container_files):
             yield produced
         if outcome.calls:

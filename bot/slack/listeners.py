@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import ADMITTED, Admission, Enqueued, Inbound, InboundKind, ThreadKey
+from bot.slack.approvals import APPROVE_ACTION, DENY_ACTION, ApprovalClick, click_from
 from bot.slack.files import file_ref
 from bot.slack.guard import edge_middleware
 from bot.slack.notices import tell_privately
@@ -79,6 +80,7 @@ class _Open:
 FileDeleted = Callable[[str, str], Awaitable[None]]
 Feedback = Callable[[ThreadKey, str, str], Awaitable[None]]
 ThreadDeleted = Callable[[ThreadKey], Awaitable[None]]
+ApprovalDecided = Callable[[ApprovalClick], Awaitable[None]]
 
 
 class Listeners:
@@ -92,9 +94,11 @@ class Listeners:
         on_feedback: Feedback,
         on_thread_deleted: ThreadDeleted,
         gate: Gate | None = None,
+        on_approval: ApprovalDecided | None = None,
     ) -> None:
         self._intake = intake
         self._gate = gate or _Open()
+        self._on_approval = on_approval
         self._on_thread_deleted = on_thread_deleted
         self._on_file_deleted = on_file_deleted
         self._on_feedback = on_feedback
@@ -107,6 +111,7 @@ class Listeners:
         app.event("app_home_opened")(self.on_home_opened)
         app.event("file_deleted")(self.on_file_deleted)
         app.action(FEEDBACK_ACTION)(self.on_feedback)
+        app.action(re.compile(f"^({APPROVE_ACTION}|{DENY_ACTION})$"))(self.on_approval_click)
         # Bolt answers unmatched events with 404 and Slack redelivers them: ack all we get.
         app.event(re.compile(".*"))(self.on_other)
 
@@ -156,6 +161,12 @@ class Listeners:
         if channel and thread_ts and value in ("good", "bad"):
             key = ThreadKey(team, channel, thread_ts)
             self._spawn(self._on_feedback(key, (body.get("user") or {}).get("id", ""), value))
+
+    async def on_approval_click(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        click = click_from(body)
+        if click is not None and self._on_approval is not None:
+            self._spawn(self._on_approval(click))
 
     async def _deleted(self, event: dict[str, Any], context: dict[str, Any]) -> None:
         """A deleted message's files leave the thread's knowledge; a deleted thread root ends

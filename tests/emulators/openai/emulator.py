@@ -103,6 +103,7 @@ class OpenAIEmulator:
         self.indexing_polls = 1
         self.poll_after_ms = 10
         self.stream_error_shape: Literal["both", "flat", "nested"] = "both"
+        self.mcp_headers: list[dict[str, str]] = []  # headers of each `mcp` tool offered, in order
 
         self.stalled = 0  # streams currently paused by #stall
         self.release_generation = 0

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from .errors import ApiError
-from .script import Entry, Message, ToolCall, ToolResult
+from .script import ApprovalRequest, ApprovalResponse, Entry, Message, ToolCall, ToolResult
 from .state import new_id
 
 ID_PREFIX = {
@@ -16,6 +16,10 @@ ID_PREFIX = {
     "file_search_call": "fs",
     "code_interpreter_call": "ci",
     "web_search_call": "ws",
+    "mcp_list_tools": "mcpl",
+    "mcp_call": "mcp",
+    "mcp_approval_request": "mcpr",
+    "mcp_approval_response": "mcpa",
     "reasoning": "rs",
 }
 
@@ -62,6 +66,14 @@ def _normalize_item(item: dict[str, Any], where: str) -> dict[str, Any]:
         if not isinstance(content, list):
             raise ApiError(400, f"Missing required parameter: '{where}.content'.", param=f"{where}.content")
         item["content"] = [_normalize_part(part) for part in content]
+    elif item["type"] == "mcp_approval_response" and (
+        not isinstance(item.get("approval_request_id"), str) or not isinstance(item.get("approve"), bool)
+    ):
+        raise ApiError(
+            400,
+            f"Missing required parameter: '{where}.approval_request_id' or '{where}.approve'.",
+            param=where,
+        )
     elif item["type"] == "function_call_output" and "call_id" not in item:
         raise ApiError(400, f"Missing required parameter: '{where}.call_id'.", param=f"{where}.call_id")
     return item
@@ -113,6 +125,19 @@ def to_entries(items: list[dict[str, Any]], *, current: bool) -> list[Entry]:
             )
         elif kind == "function_call_output":
             entries.append(ToolResult(str(item.get("call_id")), output_text(item.get("output")), current))
+        elif kind == "mcp_approval_request":
+            entries.append(
+                ApprovalRequest(
+                    str(item.get("id")),
+                    str(item.get("server_label")),
+                    str(item.get("name")),
+                    str(item.get("arguments", "")),
+                    current,
+                )
+            )
+        elif kind == "mcp_approval_response":
+            request_id = str(item.get("approval_request_id"))
+            entries.append(ApprovalResponse(request_id, item.get("approve") is True, current))
     return entries
 
 

@@ -120,6 +120,14 @@ def _prepare(emu: OpenAIEmulator, body: dict[str, Any]) -> Turn:
     inputs = normalize_input(body.get("input"))
     toolbox = _toolbox(emu, tools)
     transcript = to_entries(prior, current=False) + to_entries(inputs, current=True)
+    asked = {e.id for e in transcript if isinstance(e, script.ApprovalRequest)}
+    for entry in transcript:
+        if isinstance(entry, script.ApprovalResponse) and entry.current and entry.request_id not in asked:
+            raise ApiError(
+                400,
+                f"No tool call found for approval request with id '{entry.request_id}'.",
+                param="input",
+            )
     plan = script.plan_reply(transcript, toolbox)
 
     # Checked last so that a request rejected for another reason never holds the lock.
@@ -137,6 +145,7 @@ def _toolbox(emu: OpenAIEmulator, tools: list[Any]) -> script.Toolbox:
     searchable: list[script.SearchableFile] = []
     file_search = code_interpreter = web_search = False
     web_domains: tuple[str, ...] = ()
+    mcp: list[script.McpServer] = []
     mounted: list[script.MountedFile] = []
     for index, tool in enumerate(tools):
         if not isinstance(tool, dict):
@@ -148,6 +157,17 @@ def _toolbox(emu: OpenAIEmulator, tools: list[Any]) -> script.Toolbox:
             file_search = True
             ids = tool.get("vector_store_ids") or []
             searchable += emu.searchable_files(ids, param=f"tools[{index}].vector_store_ids")
+        elif kind == "mcp":
+            label, url = tool.get("server_label"), tool.get("server_url")
+            if not isinstance(label, str) or not isinstance(url, str):
+                raise ApiError(
+                    400, f"Missing required parameter: 'tools[{index}].server_url'.", param=f"tools[{index}]"
+                )
+            allowed = tool.get("allowed_tools")
+            approval = tool.get("require_approval", "always")
+            listed = tuple(allowed) if isinstance(allowed, list) else None
+            mcp.append(script.McpServer(label, url, listed, approval))
+            emu.mcp_headers.append(dict(tool.get("headers") or {}))
         elif kind in ("web_search", "web_search_2025_08_26"):
             web_search = True
             filters = tool.get("filters") or {}
@@ -166,6 +186,7 @@ def _toolbox(emu: OpenAIEmulator, tools: list[Any]) -> script.Toolbox:
         tuple(mounted),
         web_search,
         web_domains,
+        tuple(mcp),
     )
 
 
@@ -309,6 +330,12 @@ class Turn:
             yield from self._search(step, index)
         elif isinstance(step, script.SearchWeb):
             yield from self._search_web(step, index)
+        elif isinstance(step, script.ListMcpTools):
+            yield from self._list_mcp_tools(step, index)
+        elif isinstance(step, script.CallMcp):
+            yield from self._call_mcp(step, index)
+        elif isinstance(step, script.AskApproval):
+            yield from self._ask_approval(step, index)
         else:
             yield from self._run_code(step, index)
 
@@ -405,6 +432,64 @@ class Turn:
         yield {"type": "response.web_search_call.completed", **where}, False
         sources = [{"type": "url", "url": p.url} for p in step.pages]
         item.update(status="completed", action={"type": "search", "query": step.query, "sources": sources})
+        yield {"type": "response.output_item.done", "output_index": index, "item": dict(item)}, False
+
+    # MCP items and events in the shapes of the SDK's McpListTools / McpCall / McpApprovalRequest
+    # and response.mcp_list_tools.* / response.mcp_call.* / response.mcp_call_arguments.*.
+
+    def _list_mcp_tools(
+        self, step: script.ListMcpTools, index: int
+    ) -> Iterator[tuple[dict[str, Any], bool]]:
+        item: dict[str, Any] = {"id": new_id("mcpl"), "type": "mcp_list_tools", "server_label": step.server}
+        item["tools"] = []
+        self.output.append(item)
+        where = {"item_id": item["id"], "output_index": index}
+        yield {"type": "response.output_item.added", "output_index": index, "item": dict(item)}, False
+        yield {"type": "response.mcp_list_tools.in_progress", **where}, False
+        if step.error:
+            item["error"] = step.error
+            yield {"type": "response.mcp_list_tools.failed", **where}, False
+        else:
+            item["tools"] = [
+                {"name": name, "input_schema": {"type": "object"}, "description": None, "annotations": None}
+                for name in step.tools
+            ]
+            yield {"type": "response.mcp_list_tools.completed", **where}, False
+        yield {"type": "response.output_item.done", "output_index": index, "item": dict(item)}, False
+
+    def _call_mcp(self, step: script.CallMcp, index: int) -> Iterator[tuple[dict[str, Any], bool]]:
+        item: dict[str, Any] = {
+            "id": new_id("mcp"),
+            "type": "mcp_call",
+            "status": "in_progress",
+            "server_label": step.server,
+            "name": step.name,
+            "arguments": "",
+            "output": None,
+            "error": None,
+            # The live API leaves approval_request_id out of mcp_call items.
+        }
+        self.output.append(item)
+        where = {"item_id": item["id"], "output_index": index}
+        yield {"type": "response.output_item.added", "output_index": index, "item": dict(item)}, False
+        yield {"type": "response.mcp_call.in_progress", **where}, False
+        for chunk in script.split_chunks(step.arguments, pieces=2):
+            yield {"type": "response.mcp_call_arguments.delta", **where, "delta": chunk}, True
+        yield {"type": "response.mcp_call_arguments.done", **where, "arguments": step.arguments}, False
+        yield {"type": "response.mcp_call.completed", **where}, False
+        item.update(status="completed", arguments=step.arguments, output=step.output)
+        yield {"type": "response.output_item.done", "output_index": index, "item": dict(item)}, False
+
+    def _ask_approval(self, step: script.AskApproval, index: int) -> Iterator[tuple[dict[str, Any], bool]]:
+        item: dict[str, Any] = {
+            "id": new_id("mcpr"),
+            "type": "mcp_approval_request",
+            "server_label": step.server,
+            "name": step.name,
+            "arguments": step.arguments,
+        }
+        self.output.append(item)
+        yield {"type": "response.output_item.added", "output_index": index, "item": dict(item)}, False
         yield {"type": "response.output_item.done", "output_index": index, "item": dict(item)}, False
 
     def _run_code(self, step: script.RunCode, index: int) -> Iterator[tuple[dict[str, Any], bool]]:

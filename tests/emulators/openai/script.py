@@ -96,7 +96,27 @@ class ToolResult:
     current: bool = False
 
 
-Entry = Message | ToolCall | ToolResult
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """An `mcp_approval_request` the model made earlier (stored in the conversation)."""
+
+    id: str
+    server: str
+    name: str
+    arguments: str
+    current: bool = False
+
+
+@dataclass(frozen=True)
+class ApprovalResponse:
+    """The client's `mcp_approval_response` to such a request."""
+
+    request_id: str
+    approve: bool
+    current: bool = False
+
+
+Entry = Message | ToolCall | ToolResult | ApprovalRequest | ApprovalResponse
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,21 @@ class MountedFile:
 
 
 @dataclass(frozen=True)
+class McpServer:
+    label: str
+    url: str
+    allowed_tools: tuple[str, ...] | None = None
+    approval: str | dict[str, object] = "always"
+
+    def needs_approval(self, tool: str) -> bool:
+        if isinstance(self.approval, str):
+            return self.approval != "never"
+        never = self.approval.get("never")
+        names = never.get("tool_names", []) if isinstance(never, dict) else []
+        return tool not in names
+
+
+@dataclass(frozen=True)
 class Toolbox:
     functions: frozenset[str] = frozenset()
     file_search: bool = False
@@ -121,6 +156,7 @@ class Toolbox:
     mounted: tuple[MountedFile, ...] = ()
     web_search: bool = False
     web_domains: tuple[str, ...] = ()  # filters.allowed_domains; empty = the whole web
+    mcp: tuple[McpServer, ...] = ()
 
 
 # --------------------------------------------------------------------------- plan
@@ -201,7 +237,31 @@ class SearchWeb:
     pages: tuple[WebPage, ...]
 
 
-Step = Say | CallFunction | SearchFiles | RunCode | SearchWeb
+@dataclass(frozen=True)
+class ListMcpTools:
+    server: str
+    tools: tuple[str, ...]
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class CallMcp:
+    server: str
+    name: str
+    arguments: str
+    output: str
+
+
+@dataclass(frozen=True)
+class AskApproval:
+    """An `mcp_approval_request`: the response ends, waiting for the client's decision."""
+
+    server: str
+    name: str
+    arguments: str
+
+
+Step = Say | CallFunction | SearchFiles | RunCode | SearchWeb | ListMcpTools | CallMcp | AskApproval
 
 
 @dataclass(frozen=True)
@@ -231,6 +291,8 @@ MODEL_FAILURE = "The model failed to respond."
 STREAM_FAILURE = "stream broke"
 
 _TOOL_CUE = re.compile(r"#tool:([A-Za-z0-9_.-]+)")
+# #mcp:LABEL.TOOL {json}: call TOOL on the MCP server LABEL (a server whose URL says "broken" fails).
+_MCP_CUE = re.compile(r"#mcp:([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
 _LONG_CUE = re.compile(r"#long:(\d+)")
 # #pace:FIRST_MS:DELTAS:GAP_MS — a load profile: wait, then DELTAS deltas GAP_MS apart.
 _PACE_CUE = re.compile(r"#pace:(\d+):(\d+):(\d+)")
@@ -247,6 +309,10 @@ def plan_reply(transcript: Sequence[Entry], tools: Toolbox) -> Plan:
 
     def plan(*steps: Step, failure: Failure | None = None) -> Plan:
         return Plan(steps, failure, pace, stall, frozenset(cues))
+
+    answers = [e for e in transcript if isinstance(e, ApprovalResponse) and e.current]
+    if answers:
+        return plan(*_answer_approvals(transcript, answers))
 
     results = [e for e in transcript if isinstance(e, ToolResult) and e.current]
     if results:
@@ -266,6 +332,13 @@ def plan_reply(transcript: Sequence[Entry], tools: Toolbox) -> Plan:
         arguments = _json_after(last_text, tool_cue.end())
         call = CallFunction(tool_cue.group(1), arguments, split_chunks(arguments, pieces=3))
         return plan(call, failure=failure)
+
+    mcp_cue = _MCP_CUE.search(last_text)
+    servers = {server.label: server for server in tools.mcp}
+    if mcp_cue and mcp_cue.group(1) in servers:
+        server = servers[mcp_cue.group(1)]
+        arguments = _json_after(last_text, mcp_cue.end())
+        return plan(*_use_mcp(server, mcp_cue.group(2), arguments), failure=failure)
 
     if "chart" in cues and tools.code_interpreter:
         return plan(*_chart(tools), failure=failure)
@@ -355,6 +428,40 @@ def _search(echo: str, query: str, tools: Toolbox) -> tuple[Step, ...]:
         SearchFiles((query,), tools.searchable),
         Say(split_chunks(text), tuple(citations)),
     )
+
+
+def mcp_output(name: str, arguments: str) -> str:
+    return f"{name} ran with {arguments}"
+
+
+def _use_mcp(server: McpServer, name: str, arguments: str) -> tuple[Step, ...]:
+    if "broken" in server.url:
+        error = f"Error retrieving tool list from MCP server: '{server.label}'. Http status code: 424"
+        sorry = Say(split_chunks(f"I could not reach {server.label}."))
+        return (ListMcpTools(server.label, (), error), sorry)
+    listing = ListMcpTools(server.label, server.allowed_tools or (name,))
+    if server.allowed_tools is not None and name not in server.allowed_tools:
+        return (listing, Say(split_chunks(f"{server.label} does not let me use {name}.")))
+    if server.needs_approval(name):
+        return (listing, AskApproval(server.label, name, arguments))
+    output = mcp_output(name, arguments)
+    text = f"mcp {name} said: {output}"
+    return (listing, CallMcp(server.label, name, arguments, output), Say(split_chunks(text)))
+
+
+def _answer_approvals(transcript: Sequence[Entry], answers: list[ApprovalResponse]) -> tuple[Step, ...]:
+    asked = {e.id: e for e in transcript if isinstance(e, ApprovalRequest)}
+    steps: list[Step] = []
+    said: list[str] = []
+    for answer in answers:
+        request = asked[answer.request_id]  # the emulator refuses unknown ids before planning
+        if answer.approve:
+            output = mcp_output(request.name, request.arguments)
+            steps.append(CallMcp(request.server, request.name, request.arguments, output))
+            said.append(f"mcp {request.name} said: {output}")
+        else:
+            said.append(f"mcp {request.name} was not approved, so I did not run it")
+    return (*steps, Say(split_chunks(" | ".join(said))))
 
 
 WEB_PAGES = (
