@@ -43,7 +43,8 @@ from bot.slack.listeners import Listeners
 from bot.store import GROUP, Store
 from bot.supervisor import WorkerProcesses
 from bot.tools import ToolError, ToolSet, load_tools
-from bot.turns import TurnRunner, TurnSettings, close_thread, forget_file, record_feedback
+from bot.turns import TurnRunner, TurnSettings
+from bot.upkeep import close_thread, forget_file, record_feedback
 from bot.web import build_web_app
 
 log = logging.getLogger(__name__)

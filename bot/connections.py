@@ -36,10 +36,10 @@ class WaitingPool(BlockingConnectionPool):
 
     _last_warning = 0.0
 
-    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+    async def get_connection(self, *args: Any, **options: Any) -> Any:
         started = time.monotonic()
         try:
-            return await super().get_connection(command_name, *keys, **options)
+            return await super().get_connection(*args, **options)
         finally:
             waited = time.monotonic() - started
             if waited >= SLOW_WAIT_S:

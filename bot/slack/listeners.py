@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # Message subtypes that carry a person's words; edits, joins, deletions and bot posts do not.
 USER_SUBTYPES = {None, "file_share", "thread_broadcast"}
 
+SLOW_DOWN = "You're sending messages faster than I can answer. Give me a minute, then try again."
+
 SUGGESTED_PROMPTS = [
     {"title": "Summarise a thread", "message": "Summarise the key points of this discussion."},
     {"title": "Explain a file", "message": "I'll share a file: tell me what it says."},
@@ -224,7 +226,7 @@ class Listeners:
             return
         result = await self._intake.accept(inbound)
         if result is Enqueued.FLOODED:
-            self._spawn(_ask_to_slow_down(context["client"], inbound))
+            self._spawn(tell_privately(context["client"], key, inbound.user, SLOW_DOWN))
         log.info(
             "message %s in %s: %s",
             inbound.ts,
@@ -265,15 +267,3 @@ async def _suggest_prompts(client: AsyncWebClient, channel: str) -> None:
         )
     except SlackApiError as exc:
         log.info("could not set suggested prompts: %s", exc.response.get("error"))
-
-
-async def _ask_to_slow_down(client: AsyncWebClient, inbound: Inbound) -> None:
-    try:
-        await client.chat_postEphemeral(
-            channel=inbound.key.channel_id,
-            user=inbound.user,
-            thread_ts=inbound.key.thread_ts,
-            text="You're sending messages faster than I can answer. Give me a minute, then try again.",
-        )
-    except SlackApiError as exc:
-        log.info("could not post flood notice: %s", exc.response.get("error"))
