@@ -107,9 +107,16 @@ class Edits:
 
     async def fold(self, key: ThreadKey, inbox: list[Inbound], binding: Binding | None) -> Folded:
         """The inputs of a turn; Redis is read only when the inbox holds an edit."""
-        if not any(m.kind == "edit" for m in inbox):
+        edited = [m.edited_ts for m in inbox if m.kind == "edit"]
+        if not edited:
             return Folded(inbox)
-        inputs, redo = fold(inbox, await self._items.last(key))
+        last, known = await self._items.lookup(key, edited)
+        # A message the bot never took (before it joined, or not addressed to it) stays unknown to
+        # the model, edited or not.
+        inbox = [m for m in inbox if m.kind != "edit" or m.edited_ts in known]
+        inputs, redo = fold(inbox, last)
+        if not inputs:
+            return Folded(inputs, settled=True)
         if redo is not None or any(m.kind != "correction" for m in inputs):
             return Folded(inputs, redo)
         await self._store_corrections(key, binding, inputs)

@@ -89,12 +89,19 @@ class MessageItems:
         ids = [i for raw in found for i in _text(raw).split()]
         return _text(conversation), ids
 
-    async def last(self, key: ThreadKey) -> LastAnswer | None:
-        raw = await self._store.redis.hget(self.key(key), "last")
+    async def lookup(self, key: ThreadKey, ts: Sequence[str]) -> tuple[LastAnswer | None, set[str]]:
+        """The thread's last answer, and which of these messages the bot took (one round trip)."""
+        async with self._store.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.key(key), "last")
+            for one in ts:
+                pipe.hexists(self.key(key), f"m:{one}")
+                pipe.exists(self._store.message_key(key.team_id, key.channel_id, one))
+            raw, *found = await pipe.execute()
+        known = {one for i, one in enumerate(ts) if found[2 * i] or found[2 * i + 1]}
         if not raw:
-            return None
+            return None, known
         data = json.loads(_text(raw))
-        return LastAnswer(str(data["ts"]), tuple(str(t) for t in data["reply"]))
+        return LastAnswer(str(data["ts"]), tuple(str(t) for t in data["reply"])), known
 
     async def forget_thread(self, key: ThreadKey) -> None:
         await self._store.redis.delete(self.key(key))

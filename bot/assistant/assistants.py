@@ -508,12 +508,12 @@ class _AssistantsRun:
                 yield event
         self._run_id = outcome.run_id or self._run_id
         self._files.update((k, v) for k, v in outcome.files.items() if k not in self._files)
+        for item in stored:
+            yield item  # in the thread whatever the run does, so deleting them in Slack works too
         if outcome.failed is not None:
             self._ended = outcome.ended
             yield outcome.failed
             return
-        for item in stored:
-            yield item
         if outcome.message_ids:
             yield ItemsStored("", tuple(outcome.message_ids))
         if outcome.calls:

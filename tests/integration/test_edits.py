@@ -142,3 +142,19 @@ async def test_edits_by_bots_and_the_bots_own_are_ignored(
     assert replies[0]["ts"] == answer["ts"]
     assert "echo: Alice: still there? [user messages: 3]" in replies[2]["text"]
     assert len(model_requests(openai_emu)) == 3
+
+
+async def test_edit_of_a_message_the_bot_never_took_is_ignored(
+    bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator
+) -> None:
+    root = slack.add_message(CHANNEL, user="U0BOB", text="lunch at noon?")
+    await bot.say(CHANNEL, f"{BOT} what did Bob suggest?", thread_ts=root)
+    await bot.replies(CHANNEL, root, 1)
+    [conversation] = conversation_ids(openai_emu)
+
+    # Bob's message was only context for the mention (seeded), never a message to the bot.
+    await _deliver(bot, slack.user_edits(CHANNEL, root, "lunch at one?"))
+    await bot.say(CHANNEL, "and then?", thread_ts=root)
+    await bot.replies(CHANNEL, root, 2)
+    assert not any("lunch at one" in text for text in openai_emu.user_texts(conversation))
+    assert not any("lunch at one" in sent for sent in model_inputs(openai_emu))
