@@ -33,7 +33,13 @@ from bot.attachments import parse_kinds
 from bot.budgets import Budgets
 from bot.commands import Commands, CommandSettings
 from bot.config import ConfigError, Settings
-from bot.connections import make_openai, make_redis, make_slack_client, make_slack_session
+from bot.connections import (
+    make_lease_redis,
+    make_openai,
+    make_redis,
+    make_slack_client,
+    make_slack_session,
+)
 from bot.leases import Heartbeat
 from bot.policy import Policy, tool_names
 from bot.queue import TurnQueue, Worker
@@ -130,6 +136,7 @@ class Runtime:
     bolt: AsyncApp | None = field(init=False, default=None)
     worker: Worker | None = field(init=False, default=None)
     heartbeat: Heartbeat | None = field(init=False, default=None)
+    lease_redis: Redis | None = field(init=False, default=None)
     _site: web.AppRunner | None = field(init=False, default=None)
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _worker_task: asyncio.Task[None] | None = field(init=False, default=None)
@@ -176,7 +183,9 @@ class Runtime:
             self.bolt = self._bolt()
         if self.workers:
             consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-            self.heartbeat = Heartbeat(self.store, lease_ms=s.lease_seconds * 1000, consumer=consumer)
+            self.lease_redis = make_lease_redis(s, self.redis)
+            leases = Store(self.lease_redis, prefix=s.redis_prefix)
+            self.heartbeat = Heartbeat(leases, lease_ms=s.lease_seconds * 1000, consumer=consumer)
             runner = TurnRunner(
                 heartbeat=self.heartbeat,
                 store=self.store,
@@ -329,6 +338,8 @@ class Runtime:
         await self.files.aclose()
         await self.backend.aclose()
         await self.slack_session.close()
+        if self.lease_redis is not None and self.lease_redis is not self.redis:
+            await self.lease_redis.aclose()
         await self.redis.aclose()
 
 

@@ -191,8 +191,10 @@ class TurnRunner:
                 binding = await self._run(key, binding, request, reply, meter)
             if self._agent_view is not None and meter.outcome == "completed":
                 await self._agent_view.answered(key, inbox)
-        except asyncio.CancelledError:
-            meter.outcome = "interrupted"  # shutting down: another worker takes the messages over
+        except (asyncio.CancelledError, RedisError):
+            # Shutting down, or Redis unreachable (down, or its pool busy past the wait): the
+            # entry stays pending and the messages are answered when a worker takes them over.
+            meter.outcome = "interrupted"
             raise
         except TimeoutError:
             meter.outcome = "timeout"
