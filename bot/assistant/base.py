@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -160,6 +160,14 @@ class ItemsStored:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemsLater:
+    """Item ids the server tells only when asked once more: the Turn fetches them after the
+    answer is out, so that round trip never delays the answer's last words."""
+
+    fetch: Callable[[], Awaitable[list[ItemsStored]]]
+
+
+@dataclass(frozen=True, slots=True)
 class Completed:
     text: str = ""
 
@@ -184,6 +192,7 @@ RunEvent = (
     | Notice
     | Usage
     | ItemsStored
+    | ItemsLater
     | Completed
     | Failed
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import mimetypes
 import time
@@ -24,6 +25,7 @@ from bot.assistant.base import (
     Completed,
     ConversationGone,
     Failed,
+    ItemsLater,
     ItemsStored,
     Notice,
     OutputFile,
@@ -318,11 +320,15 @@ class _ResponsesRun:
             yield outcome.failed
             return
         if first:
-            inputs = self._request.inputs
-            for stored in await items.responses_user_items(
-                self._backend.client, outcome.response_id, inputs, sent
-            ):
-                yield stored
+            yield ItemsLater(
+                functools.partial(
+                    items.responses_user_items,
+                    self._backend.client,
+                    outcome.response_id,
+                    self._request.inputs,
+                    sent,
+                )
+            )
         if outcome.message_ids:
             yield ItemsStored("", tuple(outcome.message_ids))
         for problem in dict.fromkeys(outcome.mcp_errors):

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.asyncio import Redis
+
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
-from tests.harness import BotUnderTest, conversation_ids
+from tests.harness import BotUnderTest, conversation_ids, message_mapped
 
 BOT = "<@U0BOT>"
 CHANNEL = "C0DELETE"
@@ -43,7 +45,7 @@ async def _deliver(bot: BotUnderTest, event: dict[str, Any]) -> None:
 
 
 async def test_deleting_a_reply_that_shared_a_file_removes_the_file_and_keeps_the_thread(
-    bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator
+    bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_client: Redis, prefix: str
 ) -> None:
     root = await bot.say(CHANNEL, f"{BOT} let's talk about leave")
     await bot.replies(CHANNEL, root, 1)
@@ -53,6 +55,7 @@ async def test_deleting_a_reply_that_shared_a_file_removes_the_file_and_keeps_th
     assert _indexed_in(openai_emu, file_id), "the document became thread knowledge"
     conversations = conversation_ids(openai_emu)
 
+    await message_mapped(redis_client, prefix, shared)
     deleted = slack.user_deletes(CHANNEL, shared)
     assert deleted["previous_message"]["files"][0]["name"] == "handbook.md"
     await _deliver(bot, deleted)

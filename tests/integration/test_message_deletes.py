@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.asyncio import Redis
+
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator
-from tests.harness import BotUnderTest, conversation_ids
+from tests.harness import BotUnderTest, conversation_ids, message_mapped
 from tests.integration.test_edits import _assistant_texts
 
 BOT = "<@U0BOT>"
@@ -29,7 +31,7 @@ def _item_deletes(openai_emu: OpenAIEmulator) -> list[str]:
 
 
 async def test_deleting_a_persons_reply_removes_its_items_from_the_conversation(
-    bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator
+    bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_client: Redis, prefix: str
 ) -> None:
     root = await bot.say(CHANNEL, f"{BOT} remember the code word")
     await bot.replies(CHANNEL, root, 1)
@@ -38,6 +40,7 @@ async def test_deleting_a_persons_reply_removes_its_items_from_the_conversation(
     [conversation] = conversation_ids(openai_emu)
     assert "Alice: it is swordfish" in openai_emu.user_texts(conversation)
 
+    await message_mapped(redis_client, prefix, secret)
     await _deliver(bot, slack.user_deletes(CHANNEL, secret))
     await openai_emu.wait_for(
         lambda: "Alice: it is swordfish" not in openai_emu.user_texts(conversation),
