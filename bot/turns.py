@@ -322,6 +322,7 @@ class TurnRunner:
                     raise
                 log.warning("conversation %s is gone; re-binding %s", binding.conversation_id, key)
                 binding = await self._open(key, list(request.inputs))
+                request = replace(request, kept=frozenset())  # a new conversation holds nothing
                 await reply.append(
                     "_The earlier conversation for this thread was lost on the server; starting afresh._\n\n"
                 )
