@@ -56,8 +56,8 @@ if redis.call('LLEN', KEYS[1]) == 0 then
 end
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
   local reply = redis.call('GET', KEYS[6]) or ''
-  local inbox = redis.call('LRANGE', KEYS[1], 0, -1)
-  return {1, inbox, redis.call('HGETALL', KEYS[5]), reply, left, redis.call('SMEMBERS', KEYS[7])}
+  local kept = redis.call('SMEMBERS', KEYS[7])
+  return {1, redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[5]), reply, left, kept}
 end
 redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
 return {0, {}, {}}
