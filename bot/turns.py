@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import approvals
 from bot.accounting import TurnMeter
+from bot.agent_view import AgentView
 from bot.approvals import ApprovalBook
 from bot.assistant.base import (
     Approval,
@@ -36,6 +37,7 @@ from bot.assistant.base import (
 )
 from bot.attachments import FileKind, Rejected
 from bot.budgets import Budgets
+from bot.commands import Commands, next_batch
 from bot.config_file import ChannelSettings, PolicyConfig
 from bot.inbound import Inbound, ThreadKey
 from bot.leases import Heartbeat
@@ -88,7 +90,11 @@ class TurnRunner:
         approvals: ApprovalBook | None = None,
         policy: Policy | None = None,
         budgets: Budgets | None = None,
+        commands: Commands | None = None,
+        agent_view: AgentView | None = None,
     ) -> None:
+        self._commands = commands
+        self._agent_view = agent_view
         self._heartbeat = heartbeat
         self._approvals = approvals
         self._store = store
@@ -116,10 +122,14 @@ class TurnRunner:
                 resumed: Claim | None = claim
                 inbox, binding = claim.inbox, claim.binding
                 while inbox:
-                    binding = await self.turn(key, inbox, binding, resumed)
-                    resumed = None
+                    batch, command = next_batch(inbox) if self._commands else (inbox, None)
+                    if command is not None and self._commands is not None:
+                        binding = await self._commands.run(command, batch[0], binding)
+                    else:
+                        binding = await self.turn(key, batch, binding, resumed)
+                        resumed = None
                     released, inbox = await self._store.finish(
-                        key, inbox, token, entry_id, self._settings.lease_ms
+                        key, batch, token, entry_id, self._settings.lease_ms
                     )
                     if released is FinishStatus.LOST:
                         log.warning("lost the lock of %s mid-turn", key, extra={"thread_key": str(key)})
@@ -154,6 +164,8 @@ class TurnRunner:
             # before anything is posted, or that reply could arrive first and be ignored.
             await self._store.mark_spoken(key)
         inputs = [replace(m, speaker=await self._history.display_name(m.user)) for m in inbox]
+        if self._agent_view is not None:
+            inputs = await self._agent_view.situate(key, inputs)
         progress = TurnProgress(self._store, key, [m.ts for m in inbox])
         reply = ReplyStream(
             self._slack,
@@ -187,8 +199,12 @@ class TurnRunner:
             )
             async with asyncio.timeout(self._settings.timeout_s):
                 binding = await self._run(key, binding, request, reply, meter)
-        except asyncio.CancelledError:
-            meter.outcome = "interrupted"  # shutting down: another worker takes the messages over
+            if self._agent_view is not None and meter.outcome == "completed":
+                await self._agent_view.answered(key, inbox)
+        except (asyncio.CancelledError, RedisError):
+            # Shutting down, or Redis unreachable (down, or its pool busy past the wait): the
+            # entry stays pending and the messages are answered when a worker takes them over.
+            meter.outcome = "interrupted"
             raise
         except TimeoutError:
             meter.outcome = "timeout"
@@ -256,7 +272,7 @@ class TurnRunner:
             if item.error:
                 problems.append(Rejected(item.name, item.error))
             elif file.slack_file_id and item.remote_id:
-                await self._store.remember_file(key, file.slack_file_id, item.remote_id)
+                await self._store.remember_file(key, file.slack_file_id, item.remote_id, item.name)
         if problems:
             lines = "\n".join(f"• *{neutralize(p.name)}*: {neutralize(p.reason)}" for p in problems)
             which = "this file" if len(problems) == 1 else f"{len(problems)} files"

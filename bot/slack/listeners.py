@@ -18,6 +18,8 @@ from bot.slack.files import file_ref
 from bot.slack.guard import edge_middleware
 from bot.slack.notices import tell_privately
 from bot.slack.render import FEEDBACK_ACTION, FeedbackValue, feedback_value
+from bot.slack.shortcuts import ASK_SHORTCUT, shortcut_external, shortcut_inbound
+from bot.slack.viewing import Viewing, viewing_from
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ FileDeleted = Callable[[str, str], Awaitable[None]]
 Feedback = Callable[[ThreadKey, str, FeedbackValue], Awaitable[None]]
 ThreadDeleted = Callable[[ThreadKey], Awaitable[None]]
 ApprovalDecided = Callable[[ApprovalClick], Awaitable[None]]
+ContextChanged = Callable[[str, str, Viewing | None], Awaitable[None]]  # team, DM (or user), what
 
 
 class Listeners:
@@ -97,7 +100,9 @@ class Listeners:
         on_thread_deleted: ThreadDeleted,
         gate: Gate | None = None,
         on_approval: ApprovalDecided | None = None,
+        on_context_changed: ContextChanged | None = None,
     ) -> None:
+        self._on_context_changed = on_context_changed
         self._intake = intake
         self._gate = gate or _Open()
         self._on_approval = on_approval
@@ -112,6 +117,8 @@ class Listeners:
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home_opened)
         app.event("file_deleted")(self.on_file_deleted)
+        app.event("app_context_changed")(self.on_context_changed)
+        app.shortcut(ASK_SHORTCUT)(self.on_shortcut)
         app.action(FEEDBACK_ACTION)(self.on_feedback)
         app.action(re.compile(f"^({APPROVE_ACTION}|{DENY_ACTION})$"))(self.on_approval_click)
         # Bolt answers unmatched events with 404 and Slack redelivers them: ack all we get.
@@ -152,6 +159,18 @@ class Listeners:
         if event.get("tab") != "messages" or not event.get("channel"):
             return
         self._spawn(_suggest_prompts(client, event["channel"]))
+
+    async def on_context_changed(self, event: dict[str, Any], context: dict[str, Any]) -> None:
+        # Stored before the ack (one Redis write), so two quick changes keep their order.
+        dm = str(event.get("channel") or event.get("user") or "")
+        if dm and self._on_context_changed is not None:
+            await self._on_context_changed(_team(event, context), dm, viewing_from(event))
+
+    async def on_shortcut(self, ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
+        await ack()
+        inbound = shortcut_inbound(body)
+        if inbound is not None:
+            await self._offer(inbound, context, external=shortcut_external(body))
 
     async def on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -221,7 +240,12 @@ class Listeners:
             event_id=str(body.get("event_id") or ""),
             files=tuple(file_ref(f) for f in event.get("files") or ()),
         )
-        admission = await self._gate.admit(inbound, external=_external(event, body))
+        await self._offer(inbound, context, external=_external(event, body))
+
+    async def _offer(self, inbound: Inbound, context: dict[str, Any], *, external: bool) -> None:
+        """Past the gate into the queue, or a private note why not."""
+        key = inbound.key
+        admission = await self._gate.admit(inbound, external=external)
         if not admission.ok:
             if admission.note:
                 self._spawn(tell_privately(context["client"], key, inbound.user, admission.note))
