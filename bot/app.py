@@ -41,6 +41,7 @@ from bot.connections import (
     make_slack_session,
 )
 from bot.leases import Heartbeat
+from bot.message_items import MessageItems, forget_message
 from bot.policy import Policy, tool_names
 from bot.queue import TurnQueue, Worker
 from bot.slack.directory import SlackDirectory
@@ -273,9 +274,13 @@ class Runtime:
             signing_secret=s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None,
             process_before_response=True,
             request_verification_enabled=not s.socket_mode,
+            # Bolt drops every event "from" the bot, which includes a person deleting the bot's
+            # answer (message_deleted carries the bot's message); the listeners skip the bot's own.
+            ignoring_self_events_enabled=False,
         )
         app.use(metrics.timed_ack)
         queue = TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit)
+        items = MessageItems(self.store)
         Listeners(
             queue,
             on_file_deleted=lambda team, file_id: forget_file(self.store, self.backend, team, file_id),
@@ -283,6 +288,7 @@ class Runtime:
                 self.store, self.backend, self.slack, key, user, value
             ),
             on_thread_deleted=lambda key: close_thread(self.store, self.backend, key),
+            on_message_deleted=lambda key, ts: forget_message(self.store, items, self.backend, key, ts),
             on_approval=lambda click: decide(self.approvals, self.slack, queue.accept, click),
             on_context_changed=self.agent_view.remember,
             gate=Gate(self.policy, self.redis, prefix=s.redis_prefix),

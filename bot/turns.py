@@ -27,6 +27,7 @@ from bot.assistant.base import (
     ConversationBusy,
     ConversationGone,
     Failed,
+    ItemsStored,
     Notice,
     OutputFile,
     RunRequest,
@@ -39,8 +40,10 @@ from bot.attachments import FileKind, Rejected
 from bot.budgets import Budgets
 from bot.commands import Commands, next_batch
 from bot.config_file import ChannelSettings, PolicyConfig
+from bot.edits import Edits
 from bot.inbound import Inbound, ThreadKey
 from bot.leases import Heartbeat
+from bot.message_items import MessageItems
 from bot.policy import Policy, narrow_tools
 from bot.progress import TurnProgress, skip_answered
 from bot.slack.files import SlackFiles
@@ -106,6 +109,7 @@ class TurnRunner:
         self._settings = settings
         self._policy = policy
         self._budgets = budgets
+        self._edits = Edits(store, MessageItems(store), backend, slack, history)
 
     async def handle(self, entry_id: str, payload: str) -> None:
         """Offer one queued message to its thread; if we get the lock, run Turns until its inbox is empty."""
@@ -149,6 +153,10 @@ class TurnRunner:
         if interrupted:
             log.info("replacing an interrupted reply %s", interrupted, extra=extra)
             await discard_interrupted(self._slack, key, interrupted)
+        folded = await self._edits.fold(key, inbox, binding)
+        if folded.settled:
+            return binding  # only corrections: stored in the conversation for the next turn
+        inbox = folded.inputs
         # The configuration in force now holds for the whole turn, whatever reloads meanwhile.
         config, channel = await self._channel(key)
         meter = TurnMeter(key, inbox[-1].user, config, channel, self._budgets)
@@ -158,6 +166,8 @@ class TurnRunner:
             await tell_privately(self._slack, key, meter.user, refusal.message())
             await self._settle(meter)
             return binding
+        if folded.replace is not None:
+            await self._edits.replace_answer(key, folded.replace)
         if binding is None:
             # The bot answers here now, even if only to say "send it again" when no conversation
             # can be opened: the thread is the bot's, so a plain reply there is answered. Marked
@@ -356,6 +366,7 @@ class TurnRunner:
         end: Completed | Failed | None = None
         asked: list[ApprovalRequested] = []
         notices: list[str] = []
+        stored: list[ItemsStored] = []
         # Closed here, not by the event loop later: the backend's clean-up (keeping the user's
         # items, cancelling a run) runs under the thread's lock, before the reply is finished.
         async with contextlib.aclosing(self._backend.run(binding, request)) as events:
@@ -379,6 +390,8 @@ class TurnRunner:
                         asked.append(approval)
                     case Notice(text=text):
                         notices.append(text)
+                    case ItemsStored():
+                        stored.append(event)
                     case Completed() | Failed():
                         end = event
                         break
@@ -386,11 +399,13 @@ class TurnRunner:
             case Completed():
                 if asked:
                     await reply.append(f"\n\n_{WAITING_FOR_APPROVAL}_")
-                await reply.finish(sources)
+                posted = await reply.finish(sources)
+                await self._edits.remember(key, binding, request.inputs, stored, posted, answered=True)
                 await self._after_answer(key, request, asked, notices)
             case Failed(message=message, kept=kept):
                 meter.outcome = "failed"
                 await reply.fail(f"{message} {saved(kept)}")
+                await self._edits.remember(key, binding, request.inputs, stored, (), answered=False)
             case None:
                 meter.outcome = "failed"
                 await reply.fail(f"The assistant stopped without finishing. {RETRY}")

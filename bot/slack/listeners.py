@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import ADMITTED, Admission, Enqueued, Inbound, InboundKind, ThreadKey
 from bot.slack.approvals import APPROVE_ACTION, DENY_ACTION, ApprovalClick, click_from
+from bot.slack.changes import edited_message, reply_deleted
 from bot.slack.files import file_ref
 from bot.slack.guard import edge_middleware
 from bot.slack.notices import tell_privately
@@ -84,6 +85,7 @@ class _Open:
 FileDeleted = Callable[[str, str], Awaitable[None]]
 Feedback = Callable[[ThreadKey, str, FeedbackValue], Awaitable[None]]
 ThreadDeleted = Callable[[ThreadKey], Awaitable[None]]
+MessageDeleted = Callable[[ThreadKey, str], Awaitable[None]]
 ApprovalDecided = Callable[[ApprovalClick], Awaitable[None]]
 ContextChanged = Callable[[str, str, Viewing | None], Awaitable[None]]  # team, DM (or user), what
 
@@ -100,8 +102,10 @@ class Listeners:
         on_thread_deleted: ThreadDeleted,
         gate: Gate | None = None,
         on_approval: ApprovalDecided | None = None,
+        on_message_deleted: MessageDeleted | None = None,
         on_context_changed: ContextChanged | None = None,
     ) -> None:
+        self._on_message_deleted = on_message_deleted
         self._on_context_changed = on_context_changed
         self._intake = intake
         self._gate = gate or _Open()
@@ -132,6 +136,9 @@ class Listeners:
     async def on_message(self, event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
         if event.get("subtype") == "message_deleted":
             await self._deleted(event, context)
+            return
+        if event.get("subtype") == "message_changed":
+            await self._edited(event, body, context)
             return
         if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id") or not event.get("user"):
             return
@@ -204,6 +211,18 @@ class Listeners:
             thread = key if await self._intake.is_active(key) else None
         if file_ids or thread:
             self._spawn(self._clean_up(team, file_ids, thread))
+        reply = reply_deleted(event, team)
+        if reply is not None and self._on_message_deleted is not None:
+            self._spawn(self._on_message_deleted(*reply))
+
+    async def _edited(self, event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
+        """A person changed the words of a message in one of our threads: queued as an edit."""
+        found = edited_message(event, _team(event, context), context.get("bot_user_id") or "")
+        if found is None:
+            return
+        key, as_event = found
+        if await self._intake.is_active(key):
+            await self._take(as_event, body, context, key, "edit")
 
     async def _clean_up(self, team: str, file_ids: list[str], thread: ThreadKey | None) -> None:
         # Files first: closing the thread forgets the binding they are found through.
@@ -239,6 +258,7 @@ class Listeners:
             kind=kind,
             event_id=str(body.get("event_id") or ""),
             files=tuple(file_ref(f) for f in event.get("files") or ()),
+            edited_ts=str(event.get("edited_ts") or ""),
         )
         await self._offer(inbound, context, external=_external(event, body))
 

@@ -506,6 +506,34 @@ class SlackEmulator:
             "previous_message": previous,
         }
 
+    def user_edits(self, channel: str, ts: str, text: str) -> dict[str, Any]:
+        """A person edits their message: change it and return the message_changed event.
+
+        Shaped like the real one (real-wire/slack/message_changed_channel.json): hidden, the
+        new `message` (with `edited`) and the `previous_message`, and an event `ts` of its own.
+        """
+        stored = self._message(channel, ts)
+        previous = self._view(channel, stored)
+        event_ts = self._new_ts()
+        stored["text"] = text
+        stored["blocks"] = _rich_text(text, event_ts)
+        stored["edited"] = {"user": stored.get("user", ""), "ts": event_ts}
+        self._changed()
+        message = {**self._view(channel, stored), "source_team": self.team_id, "user_team": self.team_id}
+        for shown in (message, previous):
+            shown.pop("channel", None)  # the event names the channel once, outside
+        return {
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": True,
+            "message": message,
+            "channel": channel,
+            "previous_message": previous,
+            "event_ts": event_ts,
+            "ts": event_ts,
+            "channel_type": _channel_type(channel),
+        }
+
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         return [self._view(channel, message) for message in self._thread_messages(channel, thread_ts)]
 
