@@ -58,6 +58,8 @@ from bot.web import build_web_app
 
 log = logging.getLogger(__name__)
 
+READY_TIMEOUT_S = 1.0
+
 
 def make_backend(settings: Settings) -> Backend:
     client = make_openai(settings)
@@ -294,9 +296,12 @@ class Runtime:
         return app
 
     async def ready(self) -> bool:
+        # Bounded: a Redis that hangs (paused, a half-open connection) must read as "not ready"
+        # within a probe's usual timeout, not hang the probe.
         try:
-            return await self.store.ping()
-        except (RedisError, OSError):
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                return await self.store.ping()
+        except (RedisError, OSError, TimeoutError):
             return False
 
     def reload(self) -> None:

@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from bot import metrics
 from bot.inbound import Enqueued, Inbound, ThreadKey
-from bot.store import GROUP, Store
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +58,7 @@ class Worker:
         return len(self._tasks)
 
     async def ensure_group(self) -> None:
-        try:
-            await self._store.redis.xgroup_create(self._store.stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self._store.ensure_group()
 
     async def run(self) -> None:
         """Work until stop() is called; survives Redis outages by backing off and retrying."""
@@ -94,38 +89,26 @@ class Worker:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     async def _read(self, slots: int) -> None:
-        streams: list[Any] = await self._store.redis.xreadgroup(  # type: ignore[assignment]
-            GROUP, self._consumer, {self._store.stream: ">"}, count=slots, block=READ_BLOCK_MS
-        )
-        for _stream, entries in streams or []:
-            for entry_id, fields in entries:
-                self._start(entry_id, fields)
+        for entry_id, payload in await self._store.read_new(self._consumer, slots, READ_BLOCK_MS):
+            self._start(entry_id, payload)
 
     async def _reclaim(self, slots: int) -> bool:
         """Take over entries whose worker stopped heartbeating (crashed or was killed)."""
-        result = await self._store.redis.xautoclaim(
-            self._store.stream,
-            GROUP,
-            self._consumer,
-            self._reclaim_idle_ms,
-            start_id="0-0",
-            count=slots,
-        )
-        entries: list[Any] = list(result[1]) if len(result) > 1 else []
-        for entry_id, fields in entries:
-            if fields:
-                metrics.inc("turns_reclaimed_total")
-                log.info("reclaimed queued message %s from a stopped worker", _text(entry_id))
-                self._start(entry_id, fields)
-        return bool(entries)
+        taken, entries = await self._store.reclaim(self._consumer, self._reclaim_idle_ms, slots)
+        for entry_id, payload in entries:
+            metrics.inc("turns_reclaimed_total")
+            log.info("reclaimed queued message %s from a stopped worker", entry_id)
+            self._start(entry_id, payload)
+        return taken
 
-    def _start(self, entry_id: Any, fields: dict[Any, Any]) -> None:
-        payload = fields.get(b"inbound") or fields.get("inbound")
-        if payload is None:
-            return
-        task = asyncio.create_task(self._safely(_text(entry_id), _text(payload)))
+    def _start(self, entry_id: str, payload: str) -> None:
+        task = asyncio.create_task(self._safely(entry_id, payload))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+        metrics.gauge("turns_in_flight", len(self._tasks))
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
         metrics.gauge("turns_in_flight", len(self._tasks))
 
     async def _safely(self, entry_id: str, payload: str) -> None:
@@ -150,7 +133,3 @@ class Worker:
                     grace_s,
                 )
                 await asyncio.wait(pending, timeout=5)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from bot.assistant.base import Binding
 from bot.inbound import Enqueued, Inbound, ThreadKey
@@ -39,9 +41,11 @@ return 1
 
 # Worker: put the message in its thread's inbox (once) and try to become the thread's runner.
 # A message that is already answered is only acknowledged. Returns {status, inbox, binding}:
-# 1 = lock taken (inbox, binding and any reply a dead runner left half-written returned),
-# 0 = parked for the current runner, -1 = done.
+# 1 = lock taken (inbox, binding and any reply a dead runner left half-written returned, with
+# whether a runner left that inbox unfinished and which of its messages the conversation
+# already holds), 0 = parked for the current runner, -1 = done.
 _CLAIM = """
+local left = redis.call('LLEN', KEYS[1]) > 0 and 1 or 0
 local done = redis.call('GET', KEYS[3]) == 'done'
 if not done and not redis.call('LPOS', KEYS[1], ARGV[1]) then
   redis.call('RPUSH', KEYS[1], ARGV[1])
@@ -52,7 +56,8 @@ if redis.call('LLEN', KEYS[1]) == 0 then
 end
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
   local reply = redis.call('GET', KEYS[6]) or ''
-  return {1, redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[5]), reply}
+  local kept = redis.call('SMEMBERS', KEYS[7])
+  return {1, redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[5]), reply, left, kept}
 end
 redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
 return {0, {}, {}}
@@ -77,14 +82,15 @@ end
 return held
 """
 
-# After a Turn: drop the messages it answered, mark them done, forget the reply in flight,
-# refresh the binding, and release the lock only if nothing new arrived meanwhile.
+# After a Turn: drop the messages it answered, mark them done, forget the reply in flight
+# and which messages the conversation holds, refresh the binding, and release the lock only
+# if nothing new arrived meanwhile.
 # Returns {released, inbox}: inbox holds the next Turn's messages when not released.
 _FINISH = """
 local n = tonumber(ARGV[2])
 if n > 0 then redis.call('LTRIM', KEYS[1], n, -1) end
-for i = 6, #KEYS do redis.call('SET', KEYS[i], 'done', 'EX', ARGV[3]) end
-redis.call('DEL', KEYS[3])
+for i = 7, #KEYS do redis.call('SET', KEYS[i], 'done', 'EX', ARGV[3]) end
+redis.call('DEL', KEYS[3], KEYS[6])
 if redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('HSET', KEYS[5], 'last_active', ARGV[6])
   redis.call('EXPIRE', KEYS[5], ARGV[7])
@@ -105,6 +111,22 @@ return 0
 """
 
 
+class ClaimStatus(IntEnum):
+    """What a worker became when it offered a queued message to its thread (_CLAIM)."""
+
+    DONE = -1  # already answered: only acknowledged
+    PARKED = 0  # another worker runs the thread and will fold the message in
+    RUNNER = 1  # this worker holds the thread's lock
+
+
+class FinishStatus(IntEnum):
+    """What closing a Turn left (_FINISH)."""
+
+    LOST = -1  # the lock lapsed and another worker may hold it
+    MORE = 0  # new messages arrived: the lock is kept for the next Turn
+    RELEASED = 1
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """A thread lock this process holds while it runs the thread's turns."""
@@ -118,10 +140,12 @@ class Lease:
 class Claim:
     """What a worker got when it offered a queued message to its thread."""
 
-    status: int  # 1 runner, 0 parked, -1 already answered
+    status: ClaimStatus
     inbox: list[Inbound]
     binding: Binding | None
     interrupted_reply: str = ""  # ts of an answer a dead worker left half-written
+    resumed: bool = False  # a runner left this inbox unfinished (died, stopped, lost Redis)
+    kept: frozenset[str] = frozenset()  # ts of inbox messages the conversation already holds
 
 
 class Store:
@@ -156,6 +180,9 @@ class Store:
 
     def reply_key(self, key: ThreadKey) -> str:
         return self._thread("reply", key)
+
+    def kept_key(self, key: ThreadKey) -> str:
+        return self._thread("kept", key)
 
     # -- edge ------------------------------------------------------------------------------
     async def enqueue(self, inbound: Inbound, *, maxlen: int, flood_limit: int) -> Enqueued:
@@ -216,11 +243,19 @@ class Store:
                 self.stream,
                 self.binding_key(key),
                 self.reply_key(key),
+                self.kept_key(key),
             ],
             args=[payload, token, lease_ms, GROUP, entry_id],
         )
-        interrupted = _text(reply[0]) if reply else ""
-        return Claim(int(status), [Inbound.from_json(i) for i in inbox], _binding(_pairs(raw)), interrupted)
+        interrupted, left, kept = (_text(reply[0]), bool(reply[1]), reply[2]) if reply else ("", False, [])
+        return Claim(
+            ClaimStatus(int(status)),
+            [Inbound.from_json(i) for i in inbox],
+            _binding(_pairs(raw)),
+            interrupted,
+            resumed=left,
+            kept=frozenset(_text(ts) for ts in kept),
+        )
 
     async def extend(self, leases: Sequence[Lease], lease_ms: int, consumer: str) -> list[bool]:
         """Extend many held leases in one round trip; says which are still ours."""
@@ -239,8 +274,8 @@ class Store:
         token: str,
         entry_id: str,
         lease_ms: int,
-    ) -> tuple[int, list[Inbound]]:
-        """Close a Turn; returns (1 released | 0 more work | -1 lock lost, next inbox)."""
+    ) -> tuple[FinishStatus, list[Inbound]]:
+        """Close a Turn; returns what it left and the next Turn's inbox."""
         msgs = [self.message_key(key.team_id, key.channel_id, m.ts) for m in answered]
         released, inbox = await self._finish(
             keys=[
@@ -249,6 +284,7 @@ class Store:
                 self.reply_key(key),
                 self.stream,
                 self.binding_key(key),
+                self.kept_key(key),
                 *msgs,
             ],
             args=[
@@ -262,13 +298,50 @@ class Store:
                 lease_ms,
             ],
         )
-        return int(released), [Inbound.from_json(i) for i in inbox]
+        return FinishStatus(int(released)), [Inbound.from_json(i) for i in inbox]
 
     async def release(self, key: ThreadKey, token: str) -> None:
         await self._release(keys=[self.lock_key(key)], args=[token])
 
     async def set_reply_in_flight(self, key: ThreadKey, ts: str) -> None:
         await self.redis.set(self.reply_key(key), ts, ex=MESSAGE_TTL_S)
+
+    async def mark_kept(self, key: ThreadKey, ts: Sequence[str]) -> None:
+        """These messages are in the thread's conversation: a resumed Turn must not send them again."""
+        if not ts:
+            return
+        name = self.kept_key(key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(name, *ts)
+            pipe.expire(name, MESSAGE_TTL_S)
+            await pipe.execute()
+
+    # -- the work queue (Redis Streams) ----------------------------------------------------
+    async def ensure_group(self) -> None:
+        """Create the stream and its consumer group (again after a Redis that lost both)."""
+        try:
+            await self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_new(self, consumer: str, count: int, block_ms: int) -> list[tuple[str, str]]:
+        """Queued messages no worker has read yet: (entry id, payload), waiting up to block_ms."""
+        streams: list[Any] = await self.redis.xreadgroup(  # type: ignore[assignment]
+            GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms
+        )
+        return [entry for _stream, entries in streams or [] for entry in _entries(entries)]
+
+    async def reclaim(self, consumer: str, idle_ms: int, count: int) -> tuple[bool, list[tuple[str, str]]]:
+        """Take over entries idle for idle_ms (their worker stopped heartbeating).
+
+        Returns whether any entry was taken, and the (entry id, payload) of those still queued.
+        """
+        result = await self.redis.xautoclaim(
+            self.stream, GROUP, consumer, idle_ms, start_id="0-0", count=count
+        )
+        entries: list[Any] = list(result[1]) if len(result) > 1 else []
+        return bool(entries), _entries(entries)
 
     # -- files (so a file deleted in Slack can be dropped from its thread's knowledge) -----
     def file_key(self, team: str, slack_file_id: str) -> str:
@@ -317,6 +390,16 @@ class Store:
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+
+def _entries(raw: list[Any]) -> list[tuple[str, str]]:
+    """Stream entries with an `inbound` field (trimmed ones come back without fields)."""
+    found = []
+    for entry_id, fields in raw:
+        payload = (fields or {}).get(b"inbound") or (fields or {}).get("inbound")
+        if payload is not None:
+            found.append((_text(entry_id), _text(payload)))
+    return found
 
 
 def _pairs(raw: list[Any]) -> dict[str, str]:

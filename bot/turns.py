@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass, replace
 
 from redis.exceptions import RedisError
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import approvals
@@ -47,13 +46,14 @@ from bot.inbound import Inbound, ThreadKey
 from bot.leases import Heartbeat
 from bot.message_items import MessageItems
 from bot.policy import Policy, narrow_tools
+from bot.progress import TurnProgress, skip_answered
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory, ThreadView
 from bot.slack.markup import mentioned_users, neutralize
-from bot.slack.notices import tell_privately
+from bot.slack.notices import react, tell_privately
 from bot.slack.render import source_line
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
-from bot.store import Lease, Store
+from bot.store import Claim, ClaimStatus, FinishStatus, Lease, Store
 from bot.tools import ToolContext, ToolSet
 
 log = logging.getLogger(__name__)
@@ -117,22 +117,26 @@ class TurnRunner:
         key = Inbound.from_json(payload).key
         token = uuid.uuid4().hex
         claim = await self._store.claim(entry_id, payload, key, token, self._settings.lease_ms)
-        if claim.status != 1:
+        if claim.status is not ClaimStatus.RUNNER:
             return
+        lease = Lease(key, token, entry_id)
         try:
-            async with self._heartbeat.hold(Lease(key, token, entry_id)):
-                inbox, binding, interrupted = claim.inbox, claim.binding, claim.interrupted_reply
+            async with self._heartbeat.hold(lease):
+                s = self._settings
+                claim = await skip_answered(self._store, self._slack, claim, lease, s.lease_ms, s.bot_user_id)
+                resumed: Claim | None = claim
+                inbox, binding = claim.inbox, claim.binding
                 while inbox:
                     batch, command = next_batch(inbox) if self._commands else (inbox, None)
                     if command is not None and self._commands is not None:
                         binding = await self._commands.run(command, batch[0], binding)
                     else:
-                        binding = await self.turn(key, batch, binding, interrupted)
-                        interrupted = ""
+                        binding = await self.turn(key, batch, binding, resumed)
+                        resumed = None
                     released, inbox = await self._store.finish(
                         key, batch, token, entry_id, self._settings.lease_ms
                     )
-                    if released < 0:
+                    if released is FinishStatus.LOST:
                         log.warning("lost the lock of %s mid-turn", key, extra={"thread_key": str(key)})
         except BaseException:
             # Shutdown or a Redis failure: leave the entry pending so another worker resumes it.
@@ -141,9 +145,11 @@ class TurnRunner:
             raise
 
     async def turn(
-        self, key: ThreadKey, inbox: list[Inbound], binding: Binding | None, interrupted: str = ""
+        self, key: ThreadKey, inbox: list[Inbound], binding: Binding | None, claim: Claim | None = None
     ) -> Binding | None:
         """One Turn: the pending messages of a thread → one backend run → one reply."""
+        # What a runner that stopped mid-turn left: a half-written reply, messages kept.
+        interrupted, kept = (claim.interrupted_reply, claim.kept) if claim else ("", frozenset[str]())
         extra = {"thread_key": str(key), "event_id": ",".join(m.event_id for m in inbox if m.event_id)}
         if interrupted:
             log.info("replacing an interrupted reply %s", interrupted, extra=extra)
@@ -171,13 +177,15 @@ class TurnRunner:
         inputs = [replace(m, speaker=await self._history.display_name(m.user)) for m in inbox]
         if self._agent_view is not None:
             inputs = await self._agent_view.situate(key, inputs)
+        progress = TurnProgress(self._store, key, [m.ts for m in inbox])
         reply = ReplyStream(
             self._slack,
             key,
             recipient_user_id=inputs[-1].user,
             native=self._settings.native_streaming,
-            on_started=lambda ts: self._store.set_reply_in_flight(key, ts),
+            on_started=progress.reply_started,
             allowed_users=self._allowed_mentions(inputs),
+            answers=[m.ts for m in inbox],
         )
         await reply.status("is thinking…")
         try:
@@ -197,6 +205,8 @@ class TurnRunner:
                 model=channel.model,
                 instructions=channel.instructions,
                 safety_identifier=self._policy.safety_identifier(meter.user) if self._policy else "",
+                kept=kept,
+                on_kept=progress.kept,
             )
             async with asyncio.timeout(self._settings.timeout_s):
                 binding = await self._run(key, binding, request, reply, meter)
@@ -286,10 +296,7 @@ class TurnRunner:
         names = {a.name for a in accepted}
         for message in inputs:
             if any(f.name in names for f in message.files):
-                with contextlib.suppress(SlackApiError):
-                    await self._slack.reactions_add(
-                        channel=key.channel_id, timestamp=message.ts, name=FILE_REACTION
-                    )
+                await react(self._slack, key, message.ts, FILE_REACTION)
 
     async def _confirm_files_only(self, key: ThreadKey, attached: list[Attached]) -> None:
         """Files shared without a question need no model run, only a confirmation."""
@@ -342,6 +349,7 @@ class TurnRunner:
                     raise
                 log.warning("conversation %s is gone; re-binding %s", binding.conversation_id, key)
                 binding = await self._open(key, list(request.inputs))
+                request = replace(request, kept=frozenset())  # a new conversation holds nothing
                 await reply.append(
                     "_The earlier conversation for this thread was lost on the server; starting afresh._\n\n"
                 )

@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import metrics
 from bot.assistant.base import Backend, BackendError
 from bot.inbound import ThreadKey
+from bot.slack.render import FeedbackValue
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ async def forget_file(store: Store, backend: Backend, team: str, slack_file_id: 
 
 
 async def record_feedback(
-    store: Store, backend: Backend, slack: AsyncWebClient, key: ThreadKey, user: str, value: str
+    store: Store, backend: Backend, slack: AsyncWebClient, key: ThreadKey, user: str, value: FeedbackValue
 ) -> None:
     """👍/👎 on an answer: kept on the server-side conversation's metadata, counted, thanked."""
     metrics.inc("feedback_total", value=value)

@@ -296,6 +296,22 @@ class RedisServer:
             self.proc.wait(10)
             self.proc = None
 
+    def kill(self) -> None:
+        """A crash: SIGKILL, no shutdown; what the AOF holds is what a restart finds."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and every command hangs (a stuck server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
 
 async def message_mapped(redis: AsyncRedis, prefix: str, ts: str) -> None:
     """Wait until a turn has recorded the server-side items of Slack message `ts` (it does so

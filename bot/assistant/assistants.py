@@ -247,7 +247,7 @@ class AssistantsBackend:
 
     def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
         model = _AssistantsRun(self, binding.conversation_id, request)
-        return runner.run(model, request.tools, request.context)
+        return runner.run(model, request.tools, request.context, request.on_kept or runner.nothing)
 
     async def add_messages(self, thread_id: str, request: RunRequest) -> list[ItemsStored]:
         """Add this Turn's messages; returns the id each Slack message got."""
@@ -733,7 +733,7 @@ def _messages(request: RunRequest) -> list[tuple[str, dict[str, Any]]]:
     """The messages this Turn adds to the thread, each with a key that makes adding it idempotent."""
     messages: list[tuple[str, dict[str, Any]]] = []
     first = request.inputs[0].ts if request.inputs else ""
-    if request.seed:
+    if request.seed and first not in request.kept:
         # Context, not a turn: Assistants messages have no developer role, and as a user
         # message it would read as something the user asked.
         context = SEED_HEADER + "\n".join(request.seed)
@@ -752,6 +752,8 @@ def _messages(request: RunRequest) -> list[tuple[str, dict[str, Any]]]:
         if a.usage in ("file_search", "code_interpreter")
     ]
     for i, inbound in enumerate(request.inputs):
+        if inbound.ts in request.kept:
+            continue  # the thread holds it already (a resumed Turn)
         last = i == len(request.inputs) - 1
         content: list[dict[str, Any]] = [{"type": "text", "text": inbound.attributed_text()}]
         params: dict[str, Any] = {

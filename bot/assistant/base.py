@@ -232,6 +232,10 @@ class RunRequest:
     instructions: str = ""
     # A salted hash of the Slack user, never the raw id (OpenAI's abuse detection per end user).
     safety_identifier: str = ""
+    # Slack ts of inputs the conversation already holds (a Turn resumed after a shutdown or
+    # crash): they are not sent again. `on_kept` is told when this run's inputs are held.
+    kept: frozenset[str] = frozenset()
+    on_kept: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

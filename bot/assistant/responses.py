@@ -188,7 +188,8 @@ class ResponsesBackend:
         return self._client
 
     def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
-        return runner.run(_ResponsesRun(self, binding, request), request.tools, request.context)
+        model = _ResponsesRun(self, binding, request)
+        return runner.run(model, request.tools, request.context, request.on_kept or runner.nothing)
 
     async def generated_files(self, cited: list[tuple[str, str, str]]) -> AsyncIterator[RunEvent]:
         """Download what the code interpreter wrote at once: containers expire when idle."""
@@ -260,10 +261,12 @@ class ResponsesBackend:
         params: dict[str, Any] = {
             "model": self._model,
             "conversation": binding.conversation_id,
-            "input": items,
             "instructions": self._instructions,
             "stream": True,
         }
+        if items:
+            # Omitted when the conversation already holds everything (a resumed Turn).
+            params["input"] = items
         if self.capabilities.truncation:
             params["truncation"] = "auto"
         schemas = self._tools(binding, tools)
@@ -320,12 +323,13 @@ class _ResponsesRun:
             yield outcome.failed
             return
         if first:
+            kept = self._request.kept
             yield ItemsLater(
                 functools.partial(
                     items.responses_user_items,
                     self._backend.client,
                     outcome.response_id,
-                    self._request.inputs,
+                    [m for m in self._request.inputs if m.ts not in kept],  # those sent now
                     sent,
                 )
             )
@@ -360,7 +364,8 @@ def _approval_items(request: RunRequest) -> list[dict[str, Any]]:
 def _user_items(request: RunRequest) -> list[dict[str, Any]]:
     """Only this turn's new items: the conversation already holds everything before them."""
     items: list[dict[str, Any]] = []
-    if request.seed:
+    last = len(request.inputs) - 1
+    if request.seed and not (request.inputs and request.inputs[0].ts in request.kept):
         context = SEED_HEADER + "\n".join(request.seed)
         items.append({"type": "message", "role": "developer", "content": context})
     images = [
@@ -371,8 +376,10 @@ def _user_items(request: RunRequest) -> list[dict[str, Any]]:
         if a.usage == "vision" and not a.error
     ]
     for i, inbound in enumerate(request.inputs):
+        if inbound.ts in request.kept:
+            continue
         content: list[dict[str, Any]] = [{"type": "input_text", "text": inbound.attributed_text()}]
-        if i == len(request.inputs) - 1:
+        if i == last:
             content += images
         items.append({"type": "message", "role": "user", "content": content})
     return items

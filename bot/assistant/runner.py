@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -56,6 +56,13 @@ class CallsPending:
 
 
 Step = RunEvent | CallsPending
+# Told once the turn's user messages are in the server-side conversation for good, so a Turn
+# resumed after this one is cut short (shutdown, crash) does not send them a second time.
+OnKept = Callable[[], Awaitable[None]]
+
+
+async def nothing() -> None:
+    return None
 
 
 class ModelRun(Protocol):
@@ -77,9 +84,18 @@ class ModelRun(Protocol):
         ...
 
 
-async def run(model: ModelRun, tools: ToolSet, context: ToolContext | None) -> AsyncGenerator[RunEvent, None]:
+async def run(
+    model: ModelRun, tools: ToolSet, context: ToolContext | None, on_kept: OnKept = nothing
+) -> AsyncGenerator[RunEvent, None]:
     """Drive `model` to an answer, running the function calls it asks for in between."""
     delivered = False  # a model call took the user's messages into the conversation
+
+    async def keep() -> bool:
+        kept = await model.keep()
+        if kept:
+            await on_kept()
+        return kept
+
     text = ""
     outputs: list[ToolOutput] = []
     try:
@@ -97,14 +113,18 @@ async def run(model: ModelRun, tools: ToolSet, context: ToolContext | None) -> A
                 ending = Failed(STOPPED)
             if isinstance(ending, Failed):
                 # Kept before the failure is told, so the Turn can say whether it was.
-                kept = delivered or await model.keep()
+                kept = delivered or await keep()
                 delivered = True
                 yield replace(ending, kept=kept)
                 return
-            delivered = True
             if isinstance(ending, Completed):
+                delivered = True
                 yield Completed(text)
                 return
+            if not delivered:
+                delivered = True
+                # The tool rounds that follow can outlast a shutdown's grace.
+                await on_kept()
             if round_no == MAX_TOOL_ROUNDS:
                 break
             outputs = []
@@ -120,12 +140,12 @@ async def run(model: ModelRun, tools: ToolSet, context: ToolContext | None) -> A
         raise
     except BackendError as exc:
         if not delivered:
-            exc.kept = await model.keep()
+            exc.kept = await keep()
             delivered = True
         raise
     finally:
         try:
             if not delivered:
-                await model.keep()
+                await keep()
         finally:
             await model.aclose()

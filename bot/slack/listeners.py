@@ -18,7 +18,7 @@ from bot.slack.changes import edited_message, reply_deleted
 from bot.slack.files import file_ref
 from bot.slack.guard import edge_middleware
 from bot.slack.notices import tell_privately
-from bot.slack.render import FEEDBACK_ACTION
+from bot.slack.render import FEEDBACK_ACTION, FeedbackValue, feedback_value
 from bot.slack.shortcuts import ASK_SHORTCUT, shortcut_external, shortcut_inbound
 from bot.slack.viewing import Viewing, viewing_from
 
@@ -83,7 +83,7 @@ class _Open:
 
 
 FileDeleted = Callable[[str, str], Awaitable[None]]
-Feedback = Callable[[ThreadKey, str, str], Awaitable[None]]
+Feedback = Callable[[ThreadKey, str, FeedbackValue], Awaitable[None]]
 ThreadDeleted = Callable[[ThreadKey], Awaitable[None]]
 MessageDeleted = Callable[[ThreadKey, str], Awaitable[None]]
 ApprovalDecided = Callable[[ApprovalClick], Awaitable[None]]
@@ -184,9 +184,11 @@ class Listeners:
         message = body.get("message") or {}
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
-        value = next((a.get("value") for a in body.get("actions") or () if a.get("value")), "")
+        value = feedback_value(
+            next((a.get("value") for a in body.get("actions") or () if a.get("value")), "")
+        )
         thread_ts = message.get("thread_ts") or message.get("ts")
-        if channel and thread_ts and value in ("good", "bad"):
+        if channel and thread_ts and value is not None:
             key = ThreadKey(team, channel, thread_ts)
             self._spawn(self._on_feedback(key, (body.get("user") or {}).get("id", ""), value))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from bot.slack.markup import neutralize, partial_markup_at
 
@@ -149,6 +150,14 @@ def markdown_blocks(markdown: str) -> list[dict[str, str]]:
 
 
 FEEDBACK_ACTION = "threadbridge_feedback"
+# The values of the two feedback buttons, as Slack sends them back in the click.
+FeedbackValue = Literal["good", "bad"]
+FEEDBACK_VALUES: tuple[FeedbackValue, ...] = get_args(FeedbackValue)
+
+
+def feedback_value(raw: object) -> FeedbackValue | None:
+    """The button a click names, or None for anything else (a forged or foreign value)."""
+    return next((v for v in FEEDBACK_VALUES if v == raw), None)
 
 
 def feedback_block() -> dict[str, object]:

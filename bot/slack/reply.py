@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.messages.chunk import TaskUpdateChunk
@@ -18,6 +19,7 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import ThreadKey
+from bot.slack.answers import answer_metadata
 from bot.slack.markup import neutralize
 from bot.slack.render import MessageSplitter, feedback_block, footnotes, markdown_blocks, to_mrkdwn
 
@@ -33,6 +35,7 @@ STREAM_CHUNK = 4_000
 
 OnStarted = Callable[[str], Awaitable[None]]
 Blocks = Sequence[dict[str, object]]
+Metadata = dict[str, Any] | None
 
 
 async def _noop(ts: str) -> None:
@@ -51,8 +54,11 @@ class ReplyStream:
         native: bool = True,
         on_started: OnStarted = _noop,
         allowed_users: frozenset[str] = frozenset(),
+        answers: Sequence[str] = (),
     ) -> None:
         self._client = client
+        # Written on the reply's last message when it is finished (see slack/answers.py).
+        self._metadata = answer_metadata(answers) if answers else None
         self._key = key
         self._recipient = recipient_user_id
         self._native = native
@@ -96,7 +102,7 @@ class ReplyStream:
         if not self.started:
             await self._write(tail or "_(no answer)_")
             tail = ""
-        await self._close_message(tail, extra_blocks=[feedback_block()])
+        await self._close_message(tail, extra_blocks=[feedback_block()], metadata=self._metadata)
         return self.posted
 
     async def fail(self, message: str) -> list[str]:
@@ -104,9 +110,9 @@ class ReplyStream:
         await self.append("", final=True)
         note = f"⚠️ {message}"
         if self.started:
-            await self._close_message(f"\n\n{note}")
+            await self._close_message(f"\n\n{note}", metadata=self._metadata)
         else:
-            await self._post_final(note)
+            await self._post_final(note, metadata=self._metadata)
         return self.posted
 
     async def _write(self, text: str) -> None:
@@ -180,7 +186,9 @@ class ReplyStream:
             self.posted.append(self._ts)
             await self._on_started(self._ts)
 
-    async def _placeholder_update(self, *, force: bool = False, extra_blocks: Blocks = ()) -> None:
+    async def _placeholder_update(
+        self, *, force: bool = False, extra_blocks: Blocks = (), metadata: Metadata = None
+    ) -> None:
         if self._ts is None:
             resp = await self._client.chat_postMessage(
                 channel=self._key.channel_id,
@@ -201,17 +209,22 @@ class ReplyStream:
                 ts=self._ts,
                 text=to_mrkdwn(self._text),
                 blocks=[*markdown_blocks(self._text), *extra_blocks],
+                metadata=metadata,
             )
             self._last_update = time.monotonic()
             self._dirty = False
 
-    async def _close_message(self, tail: str, *, extra_blocks: Blocks = ()) -> None:
+    async def _close_message(
+        self, tail: str, *, extra_blocks: Blocks = (), metadata: Metadata = None
+    ) -> None:
         """Finish the message being written (adding `tail`); the next write starts a new one."""
         if self._stream is not None:
             pending, self._pending = self._pending, ""
             try:
                 await self._stream.stop(
-                    markdown_text=(pending + tail) or None, blocks=list(extra_blocks) or None
+                    markdown_text=(pending + tail) or None,
+                    blocks=list(extra_blocks) or None,
+                    metadata=metadata,
                 )
                 await self._note_stream_ts()
             except SlackApiError as exc:
@@ -219,28 +232,35 @@ class ReplyStream:
                     raise
                 log.info("native streaming refused (%s); posting instead", exc.response.get("error"))
                 self._native = False
-                await self._post_final(self._text + tail, extra_blocks)
+                await self._post_final(self._text + tail, extra_blocks, metadata)
         elif self._ts is not None:
             self._text += tail
-            await self._placeholder_update(force=True, extra_blocks=extra_blocks)
+            await self._placeholder_update(force=True, extra_blocks=extra_blocks, metadata=metadata)
         elif tail:
-            await self._post_final(tail, extra_blocks)
+            await self._post_final(tail, extra_blocks, metadata)
         self._stream = None
         self._ts = None
         self._text = ""
         self._last_update = 0.0
 
-    async def _post_final(self, markdown: str, extra_blocks: Blocks = ()) -> None:
-        self.posted.append(await post_note(self._client, self._key, markdown, extra_blocks))
+    async def _post_final(self, markdown: str, extra_blocks: Blocks = (), metadata: Metadata = None) -> None:
+        self.posted.append(await post_note(self._client, self._key, markdown, extra_blocks, metadata))
 
 
-async def post_note(client: AsyncWebClient, key: ThreadKey, markdown: str, extra_blocks: Blocks = ()) -> str:
+async def post_note(
+    client: AsyncWebClient,
+    key: ThreadKey,
+    markdown: str,
+    extra_blocks: Blocks = (),
+    metadata: Metadata = None,
+) -> str:
     """One finished message in the thread (notices about files, errors, confirmations)."""
     resp = await client.chat_postMessage(
         channel=key.channel_id,
         thread_ts=key.thread_ts,
         text=to_mrkdwn(markdown),
         blocks=[*markdown_blocks(markdown), *extra_blocks],
+        metadata=metadata,
     )
     return str(resp["ts"])
 

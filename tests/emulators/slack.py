@@ -1026,8 +1026,13 @@ class SlackEmulator:
         next_cursor = ""
         if has_more:
             next_cursor = base64.b64encode(f"next_ts:{messages[start + limit]['ts']}".encode()).decode()
+        page = copy.deepcopy(page)
+        if not _flag(args.get("include_all_metadata")):
+            # Documented: message metadata comes back only when asked for.
+            for message in page:
+                message.pop("metadata", None)
         return {
-            "messages": copy.deepcopy(page),
+            "messages": page,
             "has_more": has_more,
             "response_metadata": {"next_cursor": next_cursor},
         }

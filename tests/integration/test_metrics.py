@@ -6,7 +6,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.emulators.slack import SlackEmulator
-from tests.harness import BotUnderTest, start_in_process, stop
+from tests.harness import BotUnderTest, eventually, start_in_process, stop
 
 BOT = "<@U0BOT>"
 CHANNEL = "C0METRICS"
@@ -56,3 +56,16 @@ async def test_metrics_carry_histograms_tokens_refusals_and_queue_depth(
     assert all(dict(k).get("model") for k in after["threadbridge_tokens_total"])
     assert grew("threadbridge_messages_total", result="queued") == 2
     assert "threadbridge_queue_depth" in after and "threadbridge_turns_in_flight" in after
+
+
+async def test_turns_in_flight_returns_to_zero_when_the_turns_finish(bot: BotUnderTest) -> None:
+    roots = [await bot.say(CHANNEL, f"{BOT} gauge {i}") for i in range(3)]
+    for ts in roots:
+        await bot.replies(CHANNEL, ts, 1)
+
+    async def idle() -> bool:
+        in_flight = (await _scrape(bot)).get("threadbridge_turns_in_flight", {})
+        return sum(in_flight.values()) == 0
+
+    # The reply is posted just before its task ends: wait for the gauge, within a bound.
+    await eventually(idle, "turns_in_flight to drop to 0", timeout=5)

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from bot.assistant.base import Binding
 from bot.inbound import Enqueued, Inbound, ThreadKey
-from bot.store import GROUP, Lease, Store
+from bot.store import GROUP, ClaimStatus, FinishStatus, Lease, Store
 
 KEY = ThreadKey("T1", "C1", "100.000001")
 
@@ -122,3 +122,37 @@ async def test_finish_refreshes_binding_ttl(redis_client: Redis, prefix: str) ->
     assert await redis_client.ttl(store.binding_key(KEY)) > 900
     binding = await store.binding(KEY)
     assert binding is not None and binding.last_active > 1.0
+
+
+async def test_a_resumed_claim_says_so_and_names_the_messages_the_conversation_holds(
+    redis_client: Redis, prefix: str
+) -> None:
+    store = Store(redis_client, prefix=prefix)
+    await store.enqueue(_msg("100.000002"), maxlen=1000, flood_limit=100)
+    [(e1, p1)] = await _queued(store)
+    fresh = await store.claim(e1, p1, KEY, "dead-worker", 10_000)
+    assert fresh.status is ClaimStatus.RUNNER and not fresh.resumed and fresh.kept == frozenset()
+    await store.mark_kept(KEY, ["100.000002"])
+    await store.release(KEY, "dead-worker")  # stopped mid-turn (SIGTERM): the entry stays pending
+
+    resumed = await store.claim(e1, p1, KEY, "tok2", 10_000)
+    assert resumed.status is ClaimStatus.RUNNER
+    assert resumed.resumed and resumed.kept == frozenset({"100.000002"})
+    released, _ = await store.finish(KEY, resumed.inbox, "tok2", e1, 10_000)
+    assert released is FinishStatus.RELEASED
+    assert await redis_client.exists(store.kept_key(KEY)) == 0
+    assert (await store.claim(e1, p1, KEY, "tok3", 10_000)).status is ClaimStatus.DONE
+
+
+async def test_the_queue_reads_and_reclaims_through_store_operations(
+    redis_client: Redis, prefix: str
+) -> None:
+    store = Store(redis_client, prefix=prefix)
+    await store.ensure_group()
+    await store.ensure_group()  # again, as after every Redis outage: no BUSYGROUP error
+    await store.enqueue(_msg("100.000002"), maxlen=1000, flood_limit=100)
+    [(entry, payload)] = await store.read_new("c1", 10, 10)
+    assert Inbound.from_json(payload).ts == "100.000002"
+    assert await store.read_new("c1", 10, 10) == []
+    taken, entries = await store.reclaim("c2", 0, 10)
+    assert taken and entries == [(entry, payload)]
