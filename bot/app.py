@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
@@ -167,7 +168,7 @@ class Runtime:
         bot_user_id = str(auth["user_id"])
         log.info("connected to Slack team %s as %s", auth.get("team_id"), bot_user_id)
         if self.edge:
-            self.bolt = self._bolt()
+            self.bolt = self._bolt(auth)
         if self.workers:
             consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
             self.heartbeat = Heartbeat(self.store, lease_ms=s.lease_seconds * 1000, consumer=consumer)
@@ -234,10 +235,20 @@ class Runtime:
             self._socket.client.wss_uri = await self._socket.client.issue_new_wss_url()
             await self._socket.connect_async()
 
-    def _bolt(self) -> AsyncApp:
+    def _bolt(self, auth: Any) -> AsyncApp:
         s = self.settings
+        identity = AuthorizeResult.from_auth_test_response(
+            bot_token=self.slack.token, auth_test_response=auth
+        )
+
+        async def authorize() -> AuthorizeResult:
+            # Who we are is known from start-up: Bolt would otherwise ask auth.test on its
+            # first event, and a Slack outage then would lose that event.
+            return identity
+
         app = AsyncApp(
             client=self.slack,
+            authorize=authorize,
             signing_secret=s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None,
             process_before_response=True,
             request_verification_enabled=not s.socket_mode,
