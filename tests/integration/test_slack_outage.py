@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.outage import OutageRetryHandler, unavailable
 from bot.slack.render import FEEDBACK_ACTION
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.openai.script import long_text
@@ -65,8 +68,9 @@ async def test_an_answer_rides_out_a_slack_outage_shorter_than_the_retry_deadlin
     start_bot: Start, slack: SlackEmulator
 ) -> None:
     bot = await start_bot()
-    slack.outage(4)
     ts = await bot.say(CHANNEL, f"{BOT} hello while Slack is down")
+    # Accepted (acked) just before Slack goes down: the turn writes its answer into the outage.
+    slack.outage(10)
     answer = await _final_answer(slack, ts)
     assert "echo: Alice: hello while Slack is down" in _markdown(answer)
     assert "⚠️" not in _markdown(answer)
@@ -138,3 +142,24 @@ async def test_a_placeholder_slack_will_not_update_is_replaced_by_the_complete_a
     placeholder = next(c for c in slack.calls if c.method == "chat.postMessage" and c.ok)
     assert placeholder.response["ts"] != answer["ts"]
     assert slack.message(CHANNEL, placeholder.response["ts"]) is None
+
+
+async def test_a_retry_after_beyond_the_deadline_is_not_waited_for(slack: SlackEmulator) -> None:
+    client = AsyncWebClient(
+        token=slack.bot_token, base_url=slack.api_url, retry_handlers=[OutageRetryHandler(deadline_s=2)]
+    )
+    slack.fail_next("chat.postMessage", status=429, retry_after=30, times=2)
+    with pytest.raises(SlackApiError) as failed:
+        await client.chat_postMessage(channel=CHANNEL, text="now or never")
+    assert unavailable(failed.value)
+    assert [c.status for c in slack.calls] == [429]
+
+
+async def test_a_refusal_is_not_retried(slack: SlackEmulator) -> None:
+    client = AsyncWebClient(
+        token=slack.bot_token, base_url=slack.api_url, retry_handlers=[OutageRetryHandler(deadline_s=30)]
+    )
+    with pytest.raises(SlackApiError) as failed:
+        await client.chat_update(channel=CHANNEL, ts="1.000001", text="x")
+    assert not unavailable(failed.value)
+    assert [c.error for c in slack.calls] == ["message_not_found"]
