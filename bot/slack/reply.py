@@ -184,7 +184,7 @@ class ReplyStream:
 
     async def task(self, task_id: str, title: str, status: str) -> None:
         """A tool at work, as a task of the streaming answer; the status line without native streaming."""
-        if self._native and self._tasks:
+        if self._native and self._tasks and not self._broken:
             try:
                 stream = await self._open_stream()
                 # Text still waiting for its batch goes first, in the same call: order is kept.

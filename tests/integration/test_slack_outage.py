@@ -130,6 +130,19 @@ async def test_a_stream_slack_will_not_stop_is_replaced_by_the_complete_answer(
     assert slack.message(CHANNEL, streamed) is None
 
 
+async def test_a_stream_that_breaks_mid_answer_is_replaced_by_the_complete_answer(
+    start_bot: Start, slack: SlackEmulator
+) -> None:
+    bot = await start_bot(THREADBRIDGE_SLACK_RETRY_SECONDS="1")
+    slack.fail_next("chat.appendStream", status=503, error="service_unavailable", retry_after=None, times=99)
+    # Long and slow enough that the answer goes out in more than one stream call.
+    ts = await bot.say(CHANNEL, f"{BOT} write more #long:6000 #slow")
+    answer = await _final_answer(slack, ts)
+    assert any(c.method == "chat.appendStream" and c.status == 503 for c in slack.calls)
+    assert "stream_state" not in answer
+    assert _markdown(answer) == long_text(6000)
+
+
 async def test_a_placeholder_slack_will_not_update_is_replaced_by_the_complete_answer(
     start_bot: Start, slack: SlackEmulator
 ) -> None:
