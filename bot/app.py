@@ -25,15 +25,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.access import Gate
+from bot.agent_view import AgentView
 from bot.approvals import ApprovalBook, decide, sweep
 from bot.assistant.assistants import AssistantsBackend
 from bot.assistant.base import Backend
 from bot.assistant.responses import ResponsesBackend
 from bot.attachments import parse_kinds
 from bot.budgets import Budgets
+from bot.commands import Commands, CommandSettings
 from bot.config import ConfigError, Settings
-from bot.connections import make_openai, make_redis, make_slack_client, make_slack_session
+from bot.connections import (
+    make_lease_redis,
+    make_openai,
+    make_redis,
+    make_slack_client,
+    make_slack_session,
+)
 from bot.leases import Heartbeat
+from bot.message_items import MessageItems, forget_message
 from bot.policy import Policy, tool_names
 from bot.queue import TurnQueue, Worker
 from bot.slack.directory import SlackDirectory
@@ -125,9 +134,11 @@ class Runtime:
     tools: ToolSet = field(init=False)
     policy: Policy = field(init=False)
     budgets: Budgets = field(init=False)
+    agent_view: AgentView = field(init=False)
     bolt: AsyncApp | None = field(init=False, default=None)
     worker: Worker | None = field(init=False, default=None)
     heartbeat: Heartbeat | None = field(init=False, default=None)
+    lease_redis: Redis | None = field(init=False, default=None)
     _site: web.AppRunner | None = field(init=False, default=None)
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _worker_task: asyncio.Task[None] | None = field(init=False, default=None)
@@ -149,6 +160,9 @@ class Runtime:
         self.policy = Policy(s, tool_names=tool_names(self.tools), directory=SlackDirectory(self.slack))
         self.budgets = Budgets(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.backend = make_backend(s)
+        self.agent_view = AgentView(
+            self.redis, self.slack, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400
+        )
         self.approvals = ApprovalBook(
             self.redis,
             prefix=s.redis_prefix,
@@ -171,7 +185,9 @@ class Runtime:
             self.bolt = self._bolt(auth)
         if self.workers:
             consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-            self.heartbeat = Heartbeat(self.store, lease_ms=s.lease_seconds * 1000, consumer=consumer)
+            self.lease_redis = make_lease_redis(s, self.redis)
+            leases = Store(self.lease_redis, prefix=s.redis_prefix)
+            self.heartbeat = Heartbeat(leases, lease_ms=s.lease_seconds * 1000, consumer=consumer)
             runner = TurnRunner(
                 heartbeat=self.heartbeat,
                 store=self.store,
@@ -191,6 +207,8 @@ class Runtime:
                 ),
                 policy=self.policy,
                 budgets=self.budgets,
+                commands=self._commands(),
+                agent_view=self.agent_view,
             )
             self.worker = Worker(
                 self.store,
@@ -235,6 +253,19 @@ class Runtime:
             self._socket.client.wss_uri = await self._socket.client.issue_new_wss_url()
             await self._socket.connect_async()
 
+    def _commands(self) -> Commands:
+        s = self.settings
+        model = s.openai_model if s.backend == "responses" else f"the model of assistant {s.assistant_id}"
+        return Commands(
+            store=self.store,
+            backend=self.backend,
+            slack=self.slack,
+            tools=self.tools,
+            settings=CommandSettings(reset_deletes=s.reset_deletes, default_model=model),
+            policy=self.policy,
+            budgets=self.budgets,
+        )
+
     def _bolt(self, auth: Any) -> AsyncApp:
         s = self.settings
         identity = AuthorizeResult.from_auth_test_response(
@@ -252,9 +283,13 @@ class Runtime:
             signing_secret=s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None,
             process_before_response=True,
             request_verification_enabled=not s.socket_mode,
+            # Bolt drops every event "from" the bot, which includes a person deleting the bot's
+            # answer (message_deleted carries the bot's message); the listeners skip the bot's own.
+            ignoring_self_events_enabled=False,
         )
         app.use(metrics.timed_ack)
         queue = TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit)
+        items = MessageItems(self.store)
         Listeners(
             queue,
             on_file_deleted=lambda team, file_id: forget_file(self.store, self.backend, team, file_id),
@@ -262,7 +297,9 @@ class Runtime:
                 self.store, self.backend, self.slack, key, user, value
             ),
             on_thread_deleted=lambda key: close_thread(self.store, self.backend, key),
+            on_message_deleted=lambda key, ts: forget_message(self.store, items, self.backend, key, ts),
             on_approval=lambda click: decide(self.approvals, self.slack, queue.accept, click),
+            on_context_changed=self.agent_view.remember,
             gate=Gate(self.policy, self.redis, prefix=s.redis_prefix),
         ).register(app)
         return app
@@ -318,6 +355,8 @@ class Runtime:
         await self.files.aclose()
         await self.backend.aclose()
         await self.slack_session.close()
+        if self.lease_redis is not None and self.lease_redis is not self.redis:
+            await self.lease_redis.aclose()
         await self.redis.aclose()
 
 

@@ -225,6 +225,11 @@ class Settings(BaseSettings):
         description="On servers that refuse `vision` uploads, images go inline (base64), "
         "scaled down to this many pixels on their longer side.",
     )
+    reset_deletes: bool = Field(
+        True,
+        alias="THREADBRIDGE_RESET_DELETES",
+        description="`reset` deletes the old conversation and its file store on the server, else keeps them.",
+    )
     allow_user_mentions: bool = Field(
         False,
         alias="THREADBRIDGE_ALLOW_USER_MENTIONS",
