@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
@@ -183,7 +184,7 @@ class Runtime:
         bot_user_id = str(auth["user_id"])
         log.info("connected to Slack team %s as %s", auth.get("team_id"), bot_user_id)
         if self.edge:
-            self.bolt = self._bolt()
+            self.bolt = self._bolt(auth)
         if self.workers:
             consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
             self.lease_redis = make_lease_redis(s, self.redis)
@@ -267,10 +268,20 @@ class Runtime:
             budgets=self.budgets,
         )
 
-    def _bolt(self) -> AsyncApp:
+    def _bolt(self, auth: Any) -> AsyncApp:
         s = self.settings
+        identity = AuthorizeResult.from_auth_test_response(
+            bot_token=self.slack.token, auth_test_response=auth
+        )
+
+        async def authorize() -> AuthorizeResult:
+            # Who we are is known from start-up: Bolt would otherwise ask auth.test on its
+            # first event, and a Slack outage then would lose that event.
+            return identity
+
         app = AsyncApp(
             client=self.slack,
+            authorize=authorize,
             signing_secret=s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None,
             process_before_response=True,
             request_verification_enabled=not s.socket_mode,

@@ -210,6 +210,13 @@ class Settings(BaseSettings):
         alias="THREADBRIDGE_SLACK_STREAMING",
         description="Use Slack's native chat streaming; false → placeholder message updated ~1/s.",
     )
+    slack_retry_seconds: float = Field(
+        30.0,
+        alias="THREADBRIDGE_SLACK_RETRY_SECONDS",
+        ge=0,
+        description="How long a Slack call is retried while Slack answers 5xx/429 or cannot be reached; "
+        "a turn that still cannot write stays queued and is answered once Slack is back.",
+    )
 
     inline_image_max_px: int = Field(
         2048,

@@ -14,14 +14,10 @@ import aiohttp
 import httpx2
 from openai import AsyncOpenAI, DefaultAioHttpClient
 from redis.asyncio import BlockingConnectionPool, Redis
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.slack.outage import OutageRetryHandler
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +88,9 @@ def make_slack_client(settings: Settings, session: aiohttp.ClientSession | None 
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         session=session,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
+        # One handler for 5xx, 429 and lost connections, bounded by time rather than by a count
+        # (the SDK's handlers give up within seconds: shorter than a Slack incident).
+        retry_handlers=[OutageRetryHandler(settings.slack_retry_seconds)],
     )
 
 

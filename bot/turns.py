@@ -51,6 +51,7 @@ from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory, ThreadView
 from bot.slack.markup import mentioned_users, neutralize
 from bot.slack.notices import react, tell_privately
+from bot.slack.outage import SlackUnavailable, unavailable
 from bot.slack.render import source_line
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
 from bot.store import Claim, ClaimStatus, FinishStatus, Lease, Store
@@ -187,7 +188,7 @@ class TurnRunner:
             allowed_users=self._allowed_mentions(inputs),
             answers=[m.ts for m in inbox],
         )
-        await reply.status("is thinking…")
+        await reply.begin("is thinking…")
         try:
             binding, seed = await self._binding(key, binding, inputs)
             binding, attached = await self._take_files(key, binding, inputs, reply, channel.file_kinds)
@@ -225,7 +226,10 @@ class TurnRunner:
             meter.outcome = "failed"
             log.warning("turn failed: %s", exc, extra=extra)
             await reply.fail(f"{exc.user_message} {saved(exc.kept)}")
-        except Exception:
+        except Exception as exc:
+            if unavailable(exc) and not reply.finished:
+                meter.outcome = "slack_unavailable"  # not the message's fault: answered once Slack is back
+                raise SlackUnavailable(f"Slack unavailable; {key} stays queued") from exc
             # Not retried: a message that breaks the bot must not loop through the queue forever.
             meter.outcome = "crashed"
             log.exception("turn crashed", extra=extra)

@@ -9,6 +9,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack import outage
+
 log = logging.getLogger(__name__)
 
 CACHE_TTL_S = 600.0
@@ -27,7 +29,8 @@ class SlackDirectory:
         if cached is not None:
             return str(cached)
         try:
-            resp = await self._client.conversations_info(channel=channel_id)
+            with outage.brief():  # asked before the ack: no waiting out a Slack outage here
+                resp = await self._client.conversations_info(channel=channel_id)
             name = str((resp.get("channel") or {}).get("name") or "")
         except SlackApiError as exc:
             log.info("conversations.info failed for %s: %s", channel_id, exc.response.get("error"))
@@ -39,7 +42,8 @@ class SlackDirectory:
         if cached is not None:
             return bool(cached)
         try:
-            resp = await self._client.users_info(user=user_id)
+            with outage.brief():
+                resp = await self._client.users_info(user=user_id)
         except SlackApiError as exc:
             # Unknown is not a guest: access rules decide on ids, this only narrows them.
             log.info("users.info failed for %s: %s", user_id, exc.response.get("error"))

@@ -19,6 +19,7 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import ThreadKey
+from bot.slack import outage
 from bot.slack.answers import answer_metadata
 from bot.slack.markup import neutralize
 from bot.slack.render import MessageSplitter, feedback_block, footnotes, markdown_blocks, to_mrkdwn
@@ -71,7 +72,11 @@ class ReplyStream:
         self._last_update = 0.0
         self._dirty = False
         self._tasks = True  # task chunks accepted so far
+        # Slack stayed unavailable while the current message was being written: it is no
+        # longer written to, and is replaced by a complete new message when it closes.
+        self._broken = False
         self.posted: list[str] = []
+        self.finished = False  # the whole answer is in Slack, closed
 
     @property
     def started(self) -> bool:
@@ -79,14 +84,30 @@ class ReplyStream:
 
     async def status(self, text: str) -> None:
         """Show what the assistant is doing; best effort, a status is never worth failing for."""
+        with outage.brief():
+            await self._set_status(text)
+
+    async def begin(self, text: str) -> None:
+        """The turn's first status, which also checks that Slack is up before the model is asked:
+        raises SlackUnavailable when Slack stays down for the whole retry deadline."""
+        if await self._set_status(text) is not None:
+            raise outage.SlackUnavailable("Slack did not take the turn's first status")
+
+    async def _set_status(self, text: str) -> BaseException | None:
+        """Returns the failure when Slack was unavailable (a refusal is only logged)."""
         try:
             await self._client.assistant_threads_setStatus(
                 channel_id=self._key.channel_id,
                 thread_ts=self._key.thread_ts,
                 status=neutralize(text),
             )
-        except SlackApiError as exc:
+        except Exception as exc:
+            if outage.unavailable(exc):
+                return exc
+            if not isinstance(exc, SlackApiError):
+                raise
             log.debug("setStatus refused: %s", exc.response.get("error"))
+        return None
 
     async def append(self, text: str, *, final: bool = False) -> None:
         for piece in self._splitter.feed(text, final=final):
@@ -103,6 +124,7 @@ class ReplyStream:
             await self._write(tail or "_(no answer)_")
             tail = ""
         await self._close_message(tail, extra_blocks=[feedback_block()], metadata=self._metadata)
+        self.finished = True
         return self.posted
 
     async def fail(self, message: str) -> list[str]:
@@ -117,6 +139,8 @@ class ReplyStream:
 
     async def _write(self, text: str) -> None:
         self._text += text
+        if self._broken:
+            return
         if self._native:
             self._pending += text
             due = time.monotonic() - self._last_update >= STREAM_INTERVAL_S
@@ -137,8 +161,14 @@ class ReplyStream:
                 await self._note_stream_ts()
             self._last_update = time.monotonic()
             return True
-        except SlackApiError as exc:
-            if self._stream is not None and self._stream.ts is not None:
+        except Exception as exc:
+            started = self._stream is not None and self._stream.ts is not None
+            if outage.unavailable(exc):
+                if not started:
+                    raise  # Slack is down, not refusing streams: no fallback for good
+                self._broken = True
+                return True
+            if started or not isinstance(exc, SlackApiError):
                 raise
             log.info("native streaming refused (%s); using message updates", exc.response.get("error"))
             self._native = False
@@ -160,7 +190,7 @@ class ReplyStream:
 
     async def task(self, task_id: str, title: str, status: str) -> None:
         """A tool at work, as a task of the streaming answer; the status line without native streaming."""
-        if self._native and self._tasks:
+        if self._native and self._tasks and not self._broken:
             try:
                 stream = await self._open_stream()
                 # Text still waiting for its batch goes first, in the same call: order is kept.
@@ -186,9 +216,7 @@ class ReplyStream:
             self.posted.append(self._ts)
             await self._on_started(self._ts)
 
-    async def _placeholder_update(
-        self, *, force: bool = False, extra_blocks: Blocks = (), metadata: Metadata = None
-    ) -> None:
+    async def _placeholder_update(self) -> None:
         if self._ts is None:
             resp = await self._client.chat_postMessage(
                 channel=self._key.channel_id,
@@ -203,22 +231,35 @@ class ReplyStream:
             await self._on_started(self._ts)
             return
         self._dirty = True
-        if force or time.monotonic() - self._last_update >= UPDATE_INTERVAL_S:
-            await self._client.chat_update(
-                channel=self._key.channel_id,
-                ts=self._ts,
-                text=to_mrkdwn(self._text),
-                blocks=[*markdown_blocks(self._text), *extra_blocks],
-                metadata=metadata,
-            )
-            self._last_update = time.monotonic()
-            self._dirty = False
+        if time.monotonic() - self._last_update >= UPDATE_INTERVAL_S:
+            try:
+                with outage.brief():
+                    await self._update()
+            except Exception as exc:
+                # An edit on the way is worth no wait: the final one carries all the text.
+                if not outage.unavailable(exc):
+                    raise
+                self._last_update = time.monotonic()
+
+    async def _update(self, extra_blocks: Blocks = (), metadata: Metadata = None) -> None:
+        assert self._ts is not None
+        await self._client.chat_update(
+            channel=self._key.channel_id,
+            ts=self._ts,
+            text=to_mrkdwn(self._text),
+            blocks=[*markdown_blocks(self._text), *extra_blocks],
+            metadata=metadata,
+        )
+        self._last_update = time.monotonic()
+        self._dirty = False
 
     async def _close_message(
         self, tail: str, *, extra_blocks: Blocks = (), metadata: Metadata = None
     ) -> None:
         """Finish the message being written (adding `tail`); the next write starts a new one."""
-        if self._stream is not None:
+        if self._broken and self._ts is not None:
+            await self._replace(self._text + tail, extra_blocks, metadata)
+        elif self._stream is not None:
             pending, self._pending = self._pending, ""
             try:
                 await self._stream.stop(
@@ -227,21 +268,48 @@ class ReplyStream:
                     metadata=metadata,
                 )
                 await self._note_stream_ts()
-            except SlackApiError as exc:
-                if self._stream.ts is not None:
+            except Exception as exc:
+                if self._stream.ts is not None and outage.unavailable(exc):
+                    await self._replace(self._text + tail, extra_blocks, metadata)
+                elif self._stream.ts is not None or not isinstance(exc, SlackApiError):
                     raise
-                log.info("native streaming refused (%s); posting instead", exc.response.get("error"))
-                self._native = False
-                await self._post_final(self._text + tail, extra_blocks, metadata)
+                else:
+                    log.info("native streaming refused (%s); posting instead", exc.response.get("error"))
+                    self._native = False
+                    await self._post_final(self._text + tail, extra_blocks, metadata)
         elif self._ts is not None:
             self._text += tail
-            await self._placeholder_update(force=True, extra_blocks=extra_blocks, metadata=metadata)
+            try:
+                await self._update(extra_blocks, metadata)
+            except Exception as exc:
+                if not outage.unavailable(exc):
+                    raise
+                await self._replace(self._text, extra_blocks, metadata)
         elif tail:
             await self._post_final(tail, extra_blocks, metadata)
         self._stream = None
         self._ts = None
         self._text = ""
         self._last_update = 0.0
+        self._broken = False
+
+    async def _replace(self, markdown: str, extra_blocks: Blocks, metadata: Metadata = None) -> None:
+        """A message Slack would not let us finish: post it anew, complete, and delete the stub.
+
+        Posting comes first: if Slack is still down, the stub stays the thread's reply in
+        flight, and the turn (kept queued) removes it when it answers again.
+        """
+        broken = self._ts or (self._stream.ts if self._stream is not None else None)
+        log.warning("could not finish reply %s in %s; posting it again in full", broken, self._key)
+        ts = await post_note(self._client, self._key, markdown, extra_blocks, metadata)
+        self.posted = [ts if p == broken else p for p in self.posted]
+        if broken is not None:
+            try:
+                await self._client.chat_delete(channel=self._key.channel_id, ts=broken)
+            except Exception as exc:
+                if not (outage.unavailable(exc) or isinstance(exc, SlackApiError)):
+                    raise
+                log.warning("could not delete the unfinished reply %s in %s", broken, self._key)
 
     async def _post_final(self, markdown: str, extra_blocks: Blocks = (), metadata: Metadata = None) -> None:
         self.posted.append(await post_note(self._client, self._key, markdown, extra_blocks, metadata))

@@ -303,6 +303,8 @@ class SlackEmulator:
         self._upload_ids: dict[str, str] = {}
         self._statuses: dict[tuple[str, str], str] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        self._down_until = 0.0  # time.monotonic() until which every method fails (outage())
+        self._down = _Failure(error="internal_error", status=500, retry_after=None, remaining=0)
         self._clock = FIRST_TS_MICROS
         # Swapped for a fresh Event on every change, so a waiter that grabbed the old one
         # before evaluating its predicate can never miss a change (see wait_for).
@@ -603,6 +605,19 @@ class SlackEmulator:
             _Failure(error=error, status=status, retry_after=retry_after, remaining=times)
         )
 
+    def outage(self, seconds: float, *, status: int = 500, error: str = "internal_error") -> None:
+        """Slack is down: every Web API method answers `status` for the next `seconds`.
+
+        Unlike fail_next, the end is a moment, not a count: however often a client retries, it
+        gets through only once the outage is over (as in a real incident).
+        """
+        self._down_until = time.monotonic() + seconds
+        self._down = _Failure(error=error, status=status, retry_after=None, remaining=0)
+
+    @property
+    def down(self) -> bool:
+        return time.monotonic() < self._down_until
+
     async def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
         try:
             async with asyncio.timeout(timeout):
@@ -667,7 +682,7 @@ class SlackEmulator:
             auth_error = self._auth_error(method, token)
             if auth_error is not None:
                 raise _Refusal(auth_error)
-            failure = self._take_failure(method)
+            failure = self._down if self.down else self._take_failure(method)
             if failure is not None:
                 status = failure.status
                 if failure.retry_after is not None:

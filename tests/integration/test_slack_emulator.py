@@ -585,6 +585,18 @@ async def test_fail_next_other_errors(emu: SlackEmulator, client: AsyncWebClient
     assert (await client.users_info(user="U0ALICE"))["user"]["id"] == "U0ALICE"
 
 
+async def test_outage_fails_every_method_until_it_is_over(emu: SlackEmulator, client: AsyncWebClient) -> None:
+    emu.outage(60)
+    assert emu.down
+    for call in (client.auth_test(), client.chat_postMessage(channel=CHANNEL, text="x")):
+        error = await _error_of(call)
+        assert error.response.status_code == 500
+        assert error.response["error"] == "internal_error"
+    emu.outage(0)  # Slack is back
+    assert not emu.down
+    assert (await client.chat_postMessage(channel=CHANNEL, text="back"))["ok"] is True
+
+
 # ---------------------------------------------------------------------------- assistant & reactions
 
 
