@@ -40,6 +40,7 @@ from bot.slack.files import SlackFiles
 from bot.slack.guard import RequestGuard
 from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
+from bot.stopping import StopSignals
 from bot.store import GROUP, Store
 from bot.supervisor import WorkerProcesses
 from bot.tools import ToolError, ToolSet, load_tools
@@ -135,6 +136,7 @@ class Runtime:
     _own_metrics_dir: bool = field(init=False, default=False)
     _children: WorkerProcesses | None = field(init=False, default=None)
     approvals: ApprovalBook = field(init=False)
+    stops: StopSignals = field(init=False)
     _sweeper: asyncio.Task[None] | None = field(init=False, default=None)
     _stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
@@ -148,6 +150,7 @@ class Runtime:
         self.policy = Policy(s, tool_names=tool_names(self.tools), directory=SlackDirectory(self.slack))
         self.budgets = Budgets(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.backend = make_backend(s)
+        self.stops = StopSignals(self.redis, prefix=s.redis_prefix, stop_by=s.stop_by)
         self.approvals = ApprovalBook(
             self.redis,
             prefix=s.redis_prefix,
@@ -171,6 +174,7 @@ class Runtime:
         if self.workers:
             consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
             self.heartbeat = Heartbeat(self.store, lease_ms=s.lease_seconds * 1000, consumer=consumer)
+            await self.stops.start()
             runner = TurnRunner(
                 heartbeat=self.heartbeat,
                 store=self.store,
@@ -187,7 +191,9 @@ class Runtime:
                     timeout_s=s.turn_timeout_seconds,
                     native_streaming=s.slack_streaming,
                     allow_user_mentions=s.allow_user_mentions,
+                    stop_button=s.stop_button,
                 ),
+                stops=self.stops,
                 policy=self.policy,
                 budgets=self.budgets,
             )
@@ -252,6 +258,7 @@ class Runtime:
             ),
             on_thread_deleted=lambda key: close_thread(self.store, self.backend, key),
             on_approval=lambda click: decide(self.approvals, self.slack, queue.accept, click),
+            on_stop=lambda key, user, force: self.stops.request(key, user, force=force),
             gate=Gate(self.policy, self.redis, prefix=s.redis_prefix),
         ).register(app)
         return app
@@ -297,6 +304,7 @@ class Runtime:
             await self._sweeper
         if self.heartbeat is not None:
             await self.heartbeat.aclose()
+        await self.stops.aclose()
         if self._watch_task is not None:
             self._watch_task.cancel()
         if self._site is not None:

@@ -210,6 +210,18 @@ class Settings(BaseSettings):
         alias="THREADBRIDGE_SLACK_STREAMING",
         description="Use Slack's native chat streaming; false → placeholder message updated ~1/s.",
     )
+    stop_by: Literal["asker", "anyone"] = Field(
+        "asker",
+        alias="THREADBRIDGE_STOP_BY",
+        description="Who may stop an answer being written: `asker` (the people it answers) or "
+        "`anyone` in the thread. In DMs anyone may.",
+    )
+    stop_button: bool = Field(
+        True,
+        alias="THREADBRIDGE_STOP_BUTTON",
+        description="Where Slack shows no Stop of its own (no agent session), put a Stop button on "
+        "answers being written; such answers are written by message updates, not native streaming.",
+    )
 
     inline_image_max_px: int = Field(
         2048,

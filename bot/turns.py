@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import approvals
+from bot import approvals, turn_stop
 from bot.accounting import TurnMeter
 from bot.approvals import ApprovalBook
 from bot.assistant.base import (
@@ -47,6 +47,8 @@ from bot.slack.markup import mentioned_users, neutralize
 from bot.slack.notices import tell_privately
 from bot.slack.render import source_line
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
+from bot.slack.sessions import AgentSessions
+from bot.stopping import StopSignals
 from bot.store import Lease, Store
 from bot.tools import ToolContext, ToolSet
 
@@ -69,6 +71,7 @@ class TurnSettings:
     timeout_s: float
     native_streaming: bool = True
     allow_user_mentions: bool = False
+    stop_button: bool = True  # where Slack shows no Stop of its own (no agent session)
 
 
 class TurnRunner:
@@ -88,7 +91,10 @@ class TurnRunner:
         approvals: ApprovalBook | None = None,
         policy: Policy | None = None,
         budgets: Budgets | None = None,
+        stops: StopSignals | None = None,
     ) -> None:
+        self._stops = stops
+        self._sessions = AgentSessions(slack)
         self._heartbeat = heartbeat
         self._approvals = approvals
         self._store = store
@@ -148,13 +154,18 @@ class TurnRunner:
             # before anything is posted, or that reply could arrive first and be ignored.
             await self._store.mark_spoken(key)
         inputs = [replace(m, speaker=await self._history.display_name(m.user)) for m in inbox]
+        # Slack shows its own Stop on a session in `processing`; elsewhere the answer carries ours,
+        # on a message written by updates (a streamed message cannot drop a button it carried).
+        session = await self._sessions.processing(key)
+        button = self._stops is not None and self._settings.stop_button and not session
         reply = ReplyStream(
             self._slack,
             key,
             recipient_user_id=inputs[-1].user,
-            native=self._settings.native_streaming,
+            native=self._settings.native_streaming and not button,
             on_started=lambda ts: self._store.set_reply_in_flight(key, ts),
             allowed_users=self._allowed_mentions(inputs),
+            stop_button=button,
         )
         await reply.status("is thinking…")
         try:
@@ -175,8 +186,13 @@ class TurnRunner:
                 instructions=channel.instructions,
                 safety_identifier=self._policy.safety_identifier(meter.user) if self._policy else "",
             )
-            async with asyncio.timeout(self._settings.timeout_s):
+            async with (
+                asyncio.timeout(self._settings.timeout_s),
+                turn_stop.watch(self._stops, self._slack, key, inbox) as stop,
+            ):
                 binding = await self._run(key, binding, request, reply, meter)
+            if stop.by:
+                await turn_stop.finish(self._backend, binding, reply, meter, stop.by)
         except asyncio.CancelledError:
             meter.outcome = "interrupted"  # shutting down: another worker takes the messages over
             raise
@@ -195,6 +211,8 @@ class TurnRunner:
             with contextlib.suppress(Exception):
                 await reply.fail(f"Something went wrong on my side. {RETRY}")
         finally:
+            if session:
+                await self._sessions.active(key)
             await self._settle(meter)
         return binding
 

@@ -173,6 +173,10 @@ class AssistantsBackend:
         except openai.OpenAIError as exc:
             raise translate(exc) from None
 
+    async def keep_answer(self, binding: Binding, text: str) -> None:
+        """Nothing to add: a cancelled run leaves its message in the thread, marked incomplete."""
+        return None
+
     async def annotate(self, binding: Binding, metadata: dict[str, str]) -> None:
         with _legacy():
             pending = self._client.beta.threads.update(binding.conversation_id, metadata=metadata)

@@ -131,6 +131,14 @@ class ResponsesBackend:
         except openai.OpenAIError as exc:
             raise translate(exc) from None
 
+    async def keep_answer(self, binding: Binding, text: str) -> None:
+        """A response cut off by closing its stream adds nothing to the conversation: add what was said."""
+        item = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}
+        try:
+            await self._client.conversations.items.create(binding.conversation_id, items=[item])  # type: ignore[list-item]
+        except openai.OpenAIError as exc:
+            raise translate(exc) from None
+
     async def annotate(self, binding: Binding, metadata: dict[str, str]) -> None:
         try:
             await self._client.conversations.update(binding.conversation_id, metadata=metadata)

@@ -17,7 +17,7 @@ from bot.slack.approvals import APPROVE_ACTION, DENY_ACTION, ApprovalClick, clic
 from bot.slack.files import file_ref
 from bot.slack.guard import edge_middleware
 from bot.slack.notices import tell_privately
-from bot.slack.render import FEEDBACK_ACTION
+from bot.slack.render import FEEDBACK_ACTION, STOP_ACTION
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ SUGGESTED_PROMPTS = [
 
 # What manifest.yml must grant and subscribe to; a test keeps the two in sync.
 SUBSCRIBED_EVENTS = (
+    "agent_session_stopped",
     "app_context_changed",
     "app_home_opened",
     "app_mention",
@@ -83,6 +84,7 @@ FileDeleted = Callable[[str, str], Awaitable[None]]
 Feedback = Callable[[ThreadKey, str, str], Awaitable[None]]
 ThreadDeleted = Callable[[ThreadKey], Awaitable[None]]
 ApprovalDecided = Callable[[ApprovalClick], Awaitable[None]]
+StopAsked = Callable[[ThreadKey, str, bool], Awaitable[object]]  # thread, user, Slack stopped it
 
 
 class Listeners:
@@ -97,7 +99,9 @@ class Listeners:
         on_thread_deleted: ThreadDeleted,
         gate: Gate | None = None,
         on_approval: ApprovalDecided | None = None,
+        on_stop: StopAsked | None = None,
     ) -> None:
+        self._on_stop = on_stop
         self._intake = intake
         self._gate = gate or _Open()
         self._on_approval = on_approval
@@ -114,6 +118,8 @@ class Listeners:
         app.event("file_deleted")(self.on_file_deleted)
         app.action(FEEDBACK_ACTION)(self.on_feedback)
         app.action(re.compile(f"^({APPROVE_ACTION}|{DENY_ACTION})$"))(self.on_approval_click)
+        app.event("agent_session_stopped")(self.on_session_stopped)
+        app.action(STOP_ACTION)(self.on_stop_click)
         # Bolt answers unmatched events with 404 and Slack redelivers them: ack all we get.
         app.event(re.compile(".*"))(self.on_other)
 
@@ -169,6 +175,22 @@ class Listeners:
         click = click_from(body)
         if click is not None and self._on_approval is not None:
             self._spawn(self._on_approval(click))
+
+    async def on_session_stopped(self, event: dict[str, Any], context: dict[str, Any]) -> None:
+        """Slack's own Stop: it already ended the listed streams; the turn must stop too."""
+        if self._on_stop is not None and event.get("channel") and event.get("thread_ts"):
+            key = ThreadKey(_team(event, context), event["channel"], event["thread_ts"])
+            await self._on_stop(key, str(event.get("user") or ""), bool(event.get("streaming_message_ts")))
+
+    async def on_stop_click(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        message = body.get("message") or {}
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
+        thread_ts = message.get("thread_ts") or message.get("ts")
+        if self._on_stop is not None and channel and thread_ts:
+            user = (body.get("user") or {}).get("id", "")
+            await self._on_stop(ThreadKey(team, channel, thread_ts), user, False)
 
     async def _deleted(self, event: dict[str, Any], context: dict[str, Any]) -> None:
         """A deleted message's files leave the thread's knowledge; a deleted thread root ends

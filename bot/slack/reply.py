@@ -19,7 +19,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import ThreadKey
 from bot.slack.markup import neutralize
-from bot.slack.render import MessageSplitter, feedback_block, footnotes, markdown_blocks, to_mrkdwn
+from bot.slack.render import (
+    MessageSplitter,
+    feedback_block,
+    footnotes,
+    markdown_blocks,
+    stop_block,
+    to_mrkdwn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,9 @@ UPDATE_INTERVAL_S = 1.0
 STREAM_INTERVAL_S = 1.0
 # One stream call carries at most 12,000 chars of markdown.
 STREAM_CHUNK = 4_000
+
+# Slack's answers to a stream its own Stop control already ended.
+STOPPED_IN_SLACK = frozenset({"stopped_by_user", "message_not_in_streaming_state"})
 
 OnStarted = Callable[[str], Awaitable[None]]
 Blocks = Sequence[dict[str, object]]
@@ -51,6 +61,7 @@ class ReplyStream:
         native: bool = True,
         on_started: OnStarted = _noop,
         allowed_users: frozenset[str] = frozenset(),
+        stop_button: bool = False,
     ) -> None:
         self._client = client
         self._key = key
@@ -65,7 +76,11 @@ class ReplyStream:
         self._last_update = 0.0
         self._dirty = False
         self._tasks = True  # task chunks accepted so far
+        # Our Stop button rides on the message while it is written (placeholder updates only).
+        self._live_blocks: Blocks = [stop_block()] if stop_button else []
+        self._halted = False  # Slack's own Stop ended the stream: the rest waits for the final edit
         self.posted: list[str] = []
+        self.written = ""  # the whole answer as the assistant wrote it (what a stop keeps)
 
     @property
     def started(self) -> bool:
@@ -83,6 +98,7 @@ class ReplyStream:
             log.debug("setStatus refused: %s", exc.response.get("error"))
 
     async def append(self, text: str, *, final: bool = False) -> None:
+        self.written += text
         for piece in self._splitter.feed(text, final=final):
             if piece.new_message:
                 await self._close_message("")
@@ -109,8 +125,19 @@ class ReplyStream:
             await self._post_final(note)
         return self.posted
 
+    async def stopped(self, note: str) -> list[str]:
+        """End the answer where it stopped: what was written so far, then `note`."""
+        await self.append("", final=True)
+        if self.started:
+            await self._close_message(f"\n\n{note}")
+        else:
+            await self._post_final(note)
+        return self.posted
+
     async def _write(self, text: str) -> None:
         self._text += text
+        if self._halted:
+            return
         if self._native:
             self._pending += text
             due = time.monotonic() - self._last_update >= STREAM_INTERVAL_S
@@ -132,6 +159,9 @@ class ReplyStream:
             self._last_update = time.monotonic()
             return True
         except SlackApiError as exc:
+            if exc.response.get("error") in STOPPED_IN_SLACK and self._ts is not None:
+                self._halted = True  # the stop reaches the turn in a moment
+                return True
             if self._stream is not None and self._stream.ts is not None:
                 raise
             log.info("native streaming refused (%s); using message updates", exc.response.get("error"))
@@ -186,7 +216,7 @@ class ReplyStream:
                 channel=self._key.channel_id,
                 thread_ts=self._key.thread_ts,
                 text=to_mrkdwn(self._text) or "…",
-                blocks=markdown_blocks(self._text),
+                blocks=[*markdown_blocks(self._text), *self._live_blocks],
             )
             self._ts = str(resp["ts"])
             self.posted.append(self._ts)
@@ -200,7 +230,7 @@ class ReplyStream:
                 channel=self._key.channel_id,
                 ts=self._ts,
                 text=to_mrkdwn(self._text),
-                blocks=[*markdown_blocks(self._text), *extra_blocks],
+                blocks=[*markdown_blocks(self._text), *(extra_blocks if force else self._live_blocks)],
             )
             self._last_update = time.monotonic()
             self._dirty = False
@@ -215,11 +245,14 @@ class ReplyStream:
                 )
                 await self._note_stream_ts()
             except SlackApiError as exc:
-                if self._stream.ts is not None:
+                if self._stream.ts is not None and exc.response.get("error") in STOPPED_IN_SLACK:
+                    await self._rewrite(self._stream.ts, tail, extra_blocks)
+                elif self._stream.ts is not None:
                     raise
-                log.info("native streaming refused (%s); posting instead", exc.response.get("error"))
-                self._native = False
-                await self._post_final(self._text + tail, extra_blocks)
+                else:
+                    self._native = False
+                    log.info("native streaming refused (%s); posting instead", exc.response.get("error"))
+                    await self._post_final(self._text + tail, extra_blocks)
         elif self._ts is not None:
             self._text += tail
             await self._placeholder_update(force=True, extra_blocks=extra_blocks)
@@ -229,6 +262,17 @@ class ReplyStream:
         self._ts = None
         self._text = ""
         self._last_update = 0.0
+        self._halted = False
+
+    async def _rewrite(self, ts: str, tail: str, extra_blocks: Blocks) -> None:
+        """Finish a message whose stream Slack's Stop ended: one edit with everything written."""
+        text = self._text + tail
+        await self._client.chat_update(
+            channel=self._key.channel_id,
+            ts=ts,
+            text=to_mrkdwn(text),
+            blocks=[*markdown_blocks(text), *extra_blocks],
+        )
 
     async def _post_final(self, markdown: str, extra_blocks: Blocks = ()) -> None:
         self.posted.append(await post_note(self._client, self._key, markdown, extra_blocks))

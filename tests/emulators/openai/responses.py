@@ -234,8 +234,11 @@ class Turn:
             except ConnectionResetError:
                 # The client hung up mid-write; the finally below frees the conversation.
                 # (A hang-up while idle cancels this handler, which the finally covers too.)
-                pass
+                self.emu.hung_up[self.id] = time.monotonic()
             return sse.response
+        except asyncio.CancelledError:
+            self.emu.hung_up[self.id] = time.monotonic()
+            raise
         finally:
             self.unlock()
 
@@ -437,9 +440,7 @@ class Turn:
     # MCP items and events in the shapes of the SDK's McpListTools / McpCall / McpApprovalRequest
     # and response.mcp_list_tools.* / response.mcp_call.* / response.mcp_call_arguments.*.
 
-    def _list_mcp_tools(
-        self, step: script.ListMcpTools, index: int
-    ) -> Iterator[tuple[dict[str, Any], bool]]:
+    def _list_mcp_tools(self, step: script.ListMcpTools, index: int) -> Iterator[tuple[dict[str, Any], bool]]:
         item: dict[str, Any] = {"id": new_id("mcpl"), "type": "mcp_list_tools", "server_label": step.server}
         item["tools"] = []
         self.output.append(item)
