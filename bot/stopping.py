@@ -25,18 +25,28 @@ log = logging.getLogger(__name__)
 
 StopBy = Literal["asker", "anyone"]
 Refused = Callable[[str], Awaitable[None]]
+Progress = Callable[[], int]  # how much of the answer is written (grows while the turn runs)
 MAX_BACKOFF_S = 5.0
+# A cancellation can be lost in a library's race (asyncio.wait_for on Python 3.11 drops one
+# that arrives as its inner call finishes). Lost, the answer goes on growing: then ask again.
+# Not otherwise: a second cancellation would cut short the run's own clean-up (runs.cancel).
+RECHECK_S = 0.25
 
 
 class Stop:
     """One turn's watch: who may stop it, and who did (`by`, empty while it runs)."""
 
-    def __init__(self, askers: frozenset[str] | None, on_refused: Refused | None) -> None:
+    def __init__(
+        self, askers: frozenset[str] | None, on_refused: Refused | None, progress: Progress | None = None
+    ) -> None:
         self.askers = askers  # None: anyone may stop it
         self.by = ""
         self._on_refused = on_refused
+        self._progress = progress
+        self._mark = 0
         self._task: asyncio.Task[Any] | None = None
-        self._cancelled = False
+        self._cancels = 0
+        self._again: asyncio.TimerHandle | None = None
 
     def ask(self, user: str, *, force: bool, spawn: Callable[[Awaitable[None]], None]) -> None:
         """A stop request for this turn; honoured once, from someone allowed to make it."""
@@ -47,10 +57,44 @@ class Stop:
                 spawn(self._on_refused(user))
             return
         self.by = user or "someone"
-        self._cancelled = True
+        self._cancel()
+
+    def _cancel(self) -> None:
         # Like asyncio.timeout: the turn's task is cancelled where it waits (mid-stream), and
         # the watch turns that cancellation back into a normal end when it exits.
+        if self._task is None:
+            return
+        self._cancels += 1
         self._task.cancel()
+        if self._progress is not None:
+            self._mark = self._progress()
+            self._recheck()
+
+    def _recheck(self) -> None:
+        self._again = asyncio.get_running_loop().call_later(RECHECK_S, self._check)
+
+    def _check(self) -> None:
+        if self._task is None or self._progress is None:
+            return
+        if self._progress() != self._mark:
+            log.info("a stop was lost on its way into the turn; stopping it again")
+            self._cancel()
+        else:
+            self._recheck()
+
+    def _release(self) -> int:
+        """Leave the watch: no more cancelling, ours taken back; returns those of others (shutdown)."""
+        if self._again is not None:
+            self._again.cancel()
+            self._again = None
+        task, self._task = self._task, None
+        if task is None:
+            return 0
+        others = task.cancelling()
+        for _ in range(self._cancels):
+            others = task.uncancel()
+        self._cancels = 0
+        return others
 
 
 class StopSignals:
@@ -83,21 +127,27 @@ class StopSignals:
 
     @contextlib.asynccontextmanager
     async def watch(
-        self, key: ThreadKey, askers: frozenset[str], *, dm: bool = False, on_refused: Refused | None = None
+        self,
+        key: ThreadKey,
+        askers: frozenset[str],
+        *,
+        dm: bool = False,
+        on_refused: Refused | None = None,
+        progress: Progress | None = None,
     ) -> AsyncIterator[Stop]:
         """While the block runs, a stop for `key` ends it early; `stop.by` then names who stopped it."""
         anyone = self._stop_by == "anyone" or dm
-        stop = Stop(None if anyone else askers, on_refused)
+        stop = Stop(None if anyone else askers, on_refused, progress)
         stop._task = asyncio.current_task()
         name = str(key)
         self._turns[name] = stop
         try:
             yield stop
         except asyncio.CancelledError:
-            if not stop._cancelled or stop._task is None or stop._task.uncancel() > 0:
+            if not stop.by or stop._release() > 0:
                 raise  # not ours, or a shutdown came too
         finally:
-            stop._task = None
+            stop._release()
             if self._turns.get(name) is stop:
                 del self._turns[name]
 

@@ -29,7 +29,11 @@ USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 @contextlib.asynccontextmanager
 async def watch(
-    stops: StopSignals | None, slack: AsyncWebClient, key: ThreadKey, inbox: Sequence[Inbound]
+    stops: StopSignals | None,
+    slack: AsyncWebClient,
+    key: ThreadKey,
+    inbox: Sequence[Inbound],
+    reply: ReplyStream,
 ) -> AsyncIterator[Stop]:
     """While the block runs, a permitted stop for `key` ends it early (then `stop.by` is set)."""
     if stops is None:
@@ -40,7 +44,12 @@ async def watch(
         await tell_privately(slack, key, user, ONLY_ASKER)
 
     askers = frozenset(m.user for m in inbox if m.user)
-    async with stops.watch(key, askers, dm=key.channel_id.startswith("D"), on_refused=refuse) as stop:
+    dm = key.channel_id.startswith("D")
+
+    def progress() -> int:
+        return len(reply.written)
+
+    async with stops.watch(key, askers, dm=dm, on_refused=refuse, progress=progress) as stop:
         yield stop
 
 

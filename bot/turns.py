@@ -188,7 +188,7 @@ class TurnRunner:
             )
             async with (
                 asyncio.timeout(self._settings.timeout_s),
-                turn_stop.watch(self._stops, self._slack, key, inbox) as stop,
+                turn_stop.watch(self._stops, self._slack, key, inbox, reply) as stop,
             ):
                 binding = await self._run(key, binding, request, reply, meter)
             if stop.by:
