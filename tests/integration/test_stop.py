@@ -136,3 +136,33 @@ async def test_anyone_may_stop_an_answer_in_a_dm(bot: BotUnderTest, slack: Slack
     assert (await bot.events.click(button_click(writing, action_id=STOP_ACTION, user="U0BOB")))[0] == 200
     reply = await _stopped_reply(slack, "D0ALICE", ts, "U0BOB")
     assert _body(reply).count("word") < 400
+
+
+async def test_agent_session_leaves_processing_after_an_error_too(
+    bot: BotUnderTest, slack: SlackEmulator
+) -> None:
+    ts = await bot.say(CHANNEL, f"{BOT} #fail")
+    await _answered(slack, CHANNEL, ts, "⚠️")
+    await slack.wait_for(lambda: slack.session_status(CHANNEL, ts) == "active", what="the session active")
+    statuses = [c.args["status"] for c in slack.calls if c.method == "agents.sessions.setStatus"]
+    assert statuses == ["processing", "active"]
+
+
+async def test_a_workspace_without_sessions_is_asked_once_and_still_answered(
+    bot: BotUnderTest, slack: SlackEmulator
+) -> None:
+    slack.agent_sessions = False
+    for n in (1, 2):
+        ts = await bot.say(CHANNEL, f"{BOT} question {n}")
+        await _answered(slack, CHANNEL, ts, f"echo: Alice: question {n}")
+    asked = [c for c in slack.calls if c.method == "agents.sessions.setStatus"]
+    assert [c.error for c in asked] == ["not_authorized"]
+
+
+async def test_a_failing_session_call_never_fails_the_turn(bot: BotUnderTest, slack: SlackEmulator) -> None:
+    slack.fail_next(
+        "agents.sessions.setStatus", error="internal_error", status=200, retry_after=None, times=2
+    )
+    ts = await bot.say(CHANNEL, f"{BOT} still there?")
+    await _answered(slack, CHANNEL, ts, "echo: Alice: still there?")
+    assert all("⚠️" not in _body(m) for m in slack.bot_messages(CHANNEL, ts))
