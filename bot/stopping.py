@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from bot.inbound import ThreadKey
@@ -151,11 +151,21 @@ class StopSignals:
             if self._turns.get(name) is stop:
                 del self._turns[name]
 
+    def _subscriber(self) -> Redis:
+        # Its own connection, outside the shared pool: a subscription holds one for good, and
+        # a small pool (THREADBRIDGE_REDIS_POOL_SIZE) would be left one short for the turns.
+        shared = self._redis.connection_pool
+        own = ConnectionPool(
+            connection_class=shared.connection_class, max_connections=2, **shared.connection_kwargs
+        )
+        return Redis(connection_pool=own)
+
     async def _listen(self) -> None:
         backoff = 0.1
         while True:
+            subscriber = self._subscriber()
             try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                async with subscriber.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.channel)
                     self._subscribed.set()
                     backoff = 0.1
@@ -166,6 +176,9 @@ class StopSignals:
                 log.warning("stop subscription lost (%s); retrying in %.1fs", type(exc).__name__, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await subscriber.aclose(close_connection_pool=True)
 
     def _deliver(self, data: Any) -> None:
         try:
