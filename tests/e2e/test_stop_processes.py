@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.emulators.openai import OpenAIEmulator
-from tests.emulators.slack import SlackEmulator, button_click
+from tests.emulators.slack import EventSender, SlackEmulator, button_click
 from tests.harness import bot_env, start_process, stop
 
 BOT = "<@U0BOT>"
@@ -57,6 +57,44 @@ async def test_stop_sent_to_another_replica_stops_the_turn_running_in_the_first(
         )
         assert closed - stopped_at < 1.0, runner.logs()
         assert "⚠️" not in _body(reply)
+    finally:
+        for proc in (edge, runner):
+            await stop(proc)
+
+
+async def test_slack_stop_over_socket_mode_stops_the_turn_an_http_replica_runs(
+    slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    runner = await start_process(
+        slack, bot_env(slack, openai_emu, redis_url, prefix), tmp_path / "runner.log"
+    )
+    socket_env = bot_env(
+        slack, openai_emu, redis_url, prefix, THREADBRIDGE_WORKERS="false", SLACK_APP_TOKEN=slack.app_token
+    )
+    socket_env.pop("SLACK_SIGNING_SECRET")
+    edge = await start_process(slack, socket_env, tmp_path / "socket.log")
+    try:
+        await slack.wait_for(slack.open_sockets, what="the Socket Mode connection")
+        ts = await runner.say(CHANNEL, f"{BOT} go on #pace:0:400:50")
+        await slack.wait_for(lambda: _under_way(slack, ts), timeout=20, what="the answer under way")
+        stopped_at = time.monotonic()
+        stopping = slack.user_stops(CHANNEL, ts, user="U0ALICE")
+        ack = await slack.socket_send(
+            EventSender("unused://socket-mode", slack.signing_secret).envelope(stopping)
+        )
+        assert ack.get("envelope_id")
+
+        def stopped() -> dict[str, Any] | None:
+            found = [m for m in slack.bot_messages(CHANNEL, ts) if "_(stopped by <@U0ALICE>)_" in _body(m)]
+            return found[0] if found else None
+
+        reply = await slack.wait_for(stopped, what="the answer marked stopped", timeout=10)
+        assert _body(reply).count("word") < 400
+        closed = await openai_emu.wait_for(
+            lambda: min(openai_emu.hung_up.values(), default=0.0), what="hang-up"
+        )
+        assert closed - stopped_at < 1.0, runner.logs()
+        await slack.wait_for(lambda: slack.session_status(CHANNEL, ts) == "active", what="the session active")
     finally:
         for proc in (edge, runner):
             await stop(proc)
