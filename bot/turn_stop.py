@@ -57,6 +57,8 @@ async def finish(
     backend: Backend, binding: Binding | None, reply: ReplyStream, meter: TurnMeter, user: str
 ) -> None:
     """The stopped answer: kept in the conversation as written, and marked in Slack."""
+    if reply.finished:
+        return  # the stop came as the answer ended: it got out whole, nothing to mark
     meter.outcome = "stopped"
     log.info("turn stopped by %s", user, extra={"thread_key": str(meter.key)})
     if binding is not None and reply.written:

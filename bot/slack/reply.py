@@ -81,6 +81,7 @@ class ReplyStream:
         self._halted = False  # Slack's own Stop ended the stream: the rest waits for the final edit
         self.posted: list[str] = []
         self.written = ""  # the whole answer as the assistant wrote it (what a stop keeps)
+        self.finished = False  # finish() or fail() has closed the answer
 
     @property
     def started(self) -> bool:
@@ -113,6 +114,7 @@ class ReplyStream:
             await self._write(tail or "_(no answer)_")
             tail = ""
         await self._close_message(tail, extra_blocks=[feedback_block()])
+        self.finished = True
         return self.posted
 
     async def fail(self, message: str) -> list[str]:
@@ -123,6 +125,7 @@ class ReplyStream:
             await self._close_message(f"\n\n{note}")
         else:
             await self._post_final(note)
+        self.finished = True
         return self.posted
 
     async def stopped(self, note: str) -> list[str]:
