@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -119,7 +120,7 @@ async def sample_connections(
             await asyncio.wait_for(stop.wait(), 0.1)
 
 
-async def run_load(load: Load, workers: int) -> Measured:
+async def run_load(load: Load, workers: int, keep_logs: Path | None = None) -> Measured:
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(free_port(), Path(tmp))
         server.start()
@@ -189,9 +190,17 @@ async def run_load(load: Load, workers: int) -> Measured:
             )
         finally:
             await bots.stop()
+            if keep_logs is not None:
+                copy_logs(Path(tmp), keep_logs)
             await slack.stop()
             await openai_emu.stop()
             server.stop()
+
+
+def copy_logs(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for log_file in source.glob("*.log"):
+        shutil.copy(log_file, target / log_file.name)
 
 
 async def warm_up(bot: BotUnderTest) -> None:
@@ -217,12 +226,13 @@ def main() -> None:
     parser.add_argument("--load", choices=[*LOADS, "scaleout"], default="L200")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--logs", type=Path, default=None, help="keep the bot's logs in this folder")
     args = parser.parse_args()
     if args.load == "scaleout":
         result: dict[str, Any] = asyncio.run(scale_out())
         print(json.dumps(result, indent=2))
     else:
-        measured = asyncio.run(run_load(LOADS[args.load], args.workers))
+        measured = asyncio.run(run_load(LOADS[args.load], args.workers, args.logs))
         print_table(args.load, args.workers, measured)
         result = measured.as_dict()
     if args.json:

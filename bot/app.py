@@ -24,15 +24,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.access import Gate
+from bot.agent_view import AgentView
 from bot.approvals import ApprovalBook, decide, sweep
 from bot.assistant.assistants import AssistantsBackend
 from bot.assistant.base import Backend
 from bot.assistant.responses import ResponsesBackend
 from bot.attachments import parse_kinds
 from bot.budgets import Budgets
+from bot.commands import Commands, CommandSettings
 from bot.config import ConfigError, Settings
-from bot.connections import make_openai, make_redis, make_slack_client, make_slack_session
+from bot.connections import (
+    make_lease_redis,
+    make_openai,
+    make_redis,
+    make_slack_client,
+    make_slack_session,
+)
 from bot.leases import Heartbeat
+from bot.message_items import MessageItems, forget_message
 from bot.policy import Policy, tool_names
 from bot.queue import TurnQueue, Worker
 from bot.slack.directory import SlackDirectory
@@ -125,9 +134,11 @@ class Runtime:
     tools: ToolSet = field(init=False)
     policy: Policy = field(init=False)
     budgets: Budgets = field(init=False)
+    agent_view: AgentView = field(init=False)
     bolt: AsyncApp | None = field(init=False, default=None)
     worker: Worker | None = field(init=False, default=None)
     heartbeat: Heartbeat | None = field(init=False, default=None)
+    lease_redis: Redis | None = field(init=False, default=None)
     _site: web.AppRunner | None = field(init=False, default=None)
     _socket: AsyncSocketModeHandler | None = field(init=False, default=None)
     _worker_task: asyncio.Task[None] | None = field(init=False, default=None)
@@ -151,6 +162,9 @@ class Runtime:
         self.budgets = Budgets(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.backend = make_backend(s)
         self.stops = StopSignals(self.redis, prefix=s.redis_prefix, stop_by=s.stop_by)
+        self.agent_view = AgentView(
+            self.redis, self.slack, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400
+        )
         self.approvals = ApprovalBook(
             self.redis,
             prefix=s.redis_prefix,
@@ -173,7 +187,9 @@ class Runtime:
             self.bolt = self._bolt()
         if self.workers:
             consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-            self.heartbeat = Heartbeat(self.store, lease_ms=s.lease_seconds * 1000, consumer=consumer)
+            self.lease_redis = make_lease_redis(s, self.redis)
+            leases = Store(self.lease_redis, prefix=s.redis_prefix)
+            self.heartbeat = Heartbeat(leases, lease_ms=s.lease_seconds * 1000, consumer=consumer)
             await self.stops.start()
             runner = TurnRunner(
                 heartbeat=self.heartbeat,
@@ -196,6 +212,8 @@ class Runtime:
                 stops=self.stops,
                 policy=self.policy,
                 budgets=self.budgets,
+                commands=self._commands(),
+                agent_view=self.agent_view,
             )
             self.worker = Worker(
                 self.store,
@@ -240,6 +258,19 @@ class Runtime:
             self._socket.client.wss_uri = await self._socket.client.issue_new_wss_url()
             await self._socket.connect_async()
 
+    def _commands(self) -> Commands:
+        s = self.settings
+        model = s.openai_model if s.backend == "responses" else f"the model of assistant {s.assistant_id}"
+        return Commands(
+            store=self.store,
+            backend=self.backend,
+            slack=self.slack,
+            tools=self.tools,
+            settings=CommandSettings(reset_deletes=s.reset_deletes, default_model=model),
+            policy=self.policy,
+            budgets=self.budgets,
+        )
+
     def _bolt(self) -> AsyncApp:
         s = self.settings
         app = AsyncApp(
@@ -247,9 +278,13 @@ class Runtime:
             signing_secret=s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None,
             process_before_response=True,
             request_verification_enabled=not s.socket_mode,
+            # Bolt drops every event "from" the bot, which includes a person deleting the bot's
+            # answer (message_deleted carries the bot's message); the listeners skip the bot's own.
+            ignoring_self_events_enabled=False,
         )
         app.use(metrics.timed_ack)
         queue = TurnQueue(self.store, maxlen=s.stream_max_len, flood_limit=s.flood_limit)
+        items = MessageItems(self.store)
         Listeners(
             queue,
             on_file_deleted=lambda team, file_id: forget_file(self.store, self.backend, team, file_id),
@@ -257,8 +292,10 @@ class Runtime:
                 self.store, self.backend, self.slack, key, user, value
             ),
             on_thread_deleted=lambda key: close_thread(self.store, self.backend, key),
+            on_message_deleted=lambda key, ts: forget_message(self.store, items, self.backend, key, ts),
             on_approval=lambda click: decide(self.approvals, self.slack, queue.accept, click),
             on_stop=lambda key, user, force: self.stops.request(key, user, force=force),
+            on_context_changed=self.agent_view.remember,
             gate=Gate(self.policy, self.redis, prefix=s.redis_prefix),
         ).register(app)
         return app
@@ -315,6 +352,8 @@ class Runtime:
         await self.files.aclose()
         await self.backend.aclose()
         await self.slack_session.close()
+        if self.lease_redis is not None and self.lease_redis is not self.redis:
+            await self.lease_redis.aclose()
         await self.redis.aclose()
 
 

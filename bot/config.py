@@ -216,11 +216,12 @@ class Settings(BaseSettings):
         description="Who may stop an answer being written: `asker` (the people it answers) or "
         "`anyone` in the thread. In DMs anyone may.",
     )
-    stop_button: bool = Field(
-        True,
+    stop_button: Literal["auto", "always", "never"] = Field(
+        "auto",
         alias="THREADBRIDGE_STOP_BUTTON",
-        description="Where Slack shows no Stop of its own (no agent session), put a Stop button on "
-        "answers being written; such answers are written by message updates, not native streaming.",
+        description="Where Slack shows no Stop of its own (no agent session): `auto` puts a Stop "
+        "button on answers written by message updates (native streaming off or refused); "
+        "`always` writes such answers by updates so they all carry one; `never`.",
     )
 
     inline_image_max_px: int = Field(
@@ -229,6 +230,11 @@ class Settings(BaseSettings):
         ge=64,
         description="On servers that refuse `vision` uploads, images go inline (base64), "
         "scaled down to this many pixels on their longer side.",
+    )
+    reset_deletes: bool = Field(
+        True,
+        alias="THREADBRIDGE_RESET_DELETES",
+        description="`reset` deletes the old conversation and its file store on the server, else keeps them.",
     )
     allow_user_mentions: bool = Field(
         False,

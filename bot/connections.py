@@ -74,6 +74,14 @@ def make_redis(settings: Settings) -> Redis:
     return fakeredis.FakeAsyncRedis()
 
 
+def make_lease_redis(settings: Settings, shared: Redis) -> Redis:
+    """The heartbeat's own connection: extending leases never queues behind turns' steps, so a
+    pool busy under a burst cannot let every lease lapse at once."""
+    if not settings.redis_url:
+        return shared  # in-process Redis: nothing to wait for
+    return Redis.from_url(settings.redis_url, max_connections=1, health_check_interval=30)
+
+
 def make_slack_session(settings: Settings) -> aiohttp.ClientSession:
     """One keep-alive session for every Web API call (the SDK opens one per call otherwise)."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.slack_max_connections))

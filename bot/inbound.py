@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from typing import Literal
 
-InboundKind = Literal["mention", "thread_reply", "dm", "approval"]
+# "edit": a person edited a message the bot took (see bot/edits.py); "correction": how an edit
+# reaches the model once the turn has decided what it means.
+InboundKind = Literal["mention", "thread_reply", "dm", "approval", "edit", "correction"]
 
 
 class Enqueued(IntEnum):
@@ -62,6 +64,8 @@ class Inbound:
     # kind "approval": a person's decision on an MCP approval request, continuing the run.
     approval_id: str = ""
     approve: bool = False
+    # kind "edit"/"correction": the ts of the message that was edited (`ts` is the edit's own).
+    edited_ts: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
@@ -76,7 +80,15 @@ class Inbound:
     def attributed_text(self) -> str:
         """The text as the model sees it: prefixed with who said it."""
         who = self.speaker or self.user
+        if self.kind == "correction":
+            # Already phrased by bot/edits.py ("corrected an earlier message: …"): a note, not words said.
+            return f"{who} {self.text}" if who else self.text
         return f"{who}: {self.text}" if who else self.text
+
+    @property
+    def message_ts(self) -> str:
+        """The Slack message this input speaks for: the edited one for an edit or correction."""
+        return self.edited_ts or self.ts
 
 
 @dataclass(frozen=True, slots=True)

@@ -274,12 +274,31 @@ class Store:
     def file_key(self, team: str, slack_file_id: str) -> str:
         return f"{self.prefix}file:{team}:{slack_file_id}"
 
-    async def remember_file(self, key: ThreadKey, slack_file_id: str, remote_id: str) -> None:
+    def thread_files_key(self, key: ThreadKey) -> str:
+        return self._thread("files", key)
+
+    async def remember_file(
+        self, key: ThreadKey, slack_file_id: str, remote_id: str, filename: str = ""
+    ) -> None:
         name = self.file_key(key.team_id, slack_file_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(name, mapping={"thread": str(key), "remote_id": remote_id})
             pipe.expire(name, self.thread_ttl_s)
+            # The thread's own list, for `status` and `reset`.
+            pipe.hset(self.thread_files_key(key), slack_file_id, filename or slack_file_id)
+            pipe.expire(self.thread_files_key(key), self.thread_ttl_s)
             await pipe.execute()
+
+    async def thread_files(self, key: ThreadKey) -> list[str]:
+        """Names of the files in a thread's knowledge, in name order."""
+        raw = await self.redis.hvals(self.thread_files_key(key))
+        return sorted(_text(v) for v in raw)
+
+    async def forget_thread_files(self, key: ThreadKey) -> None:
+        """A thread's files leave its knowledge (its conversation was reset)."""
+        ids = await self.redis.hkeys(self.thread_files_key(key))
+        names = [self.file_key(key.team_id, _text(i)) for i in ids]
+        await self.redis.delete(self.thread_files_key(key), *names)
 
     async def take_file(self, team: str, slack_file_id: str) -> tuple[ThreadKey, str] | None:
         """Forget a file's mapping, returning its thread and remote id (None if unknown)."""
@@ -292,7 +311,9 @@ class Store:
             return None
         fields = {_text(k): _text(v) for k, v in raw.items()}
         team_id, channel, thread_ts = fields["thread"].split(":", 2)
-        return ThreadKey(team_id, channel, thread_ts), fields["remote_id"]
+        key = ThreadKey(team_id, channel, thread_ts)
+        await self.redis.hdel(self.thread_files_key(key), slack_file_id)
+        return key, fields["remote_id"]
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())

@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import approvals, turn_stop
 from bot.accounting import TurnMeter
+from bot.agent_view import AgentView
 from bot.approvals import ApprovalBook
 from bot.assistant.base import (
     Approval,
@@ -27,6 +28,8 @@ from bot.assistant.base import (
     ConversationBusy,
     ConversationGone,
     Failed,
+    ItemsLater,
+    ItemsStored,
     Notice,
     OutputFile,
     RunRequest,
@@ -37,9 +40,12 @@ from bot.assistant.base import (
 )
 from bot.attachments import FileKind, Rejected
 from bot.budgets import Budgets
+from bot.commands import Commands, next_batch
 from bot.config_file import ChannelSettings, PolicyConfig
+from bot.edits import Edits
 from bot.inbound import Inbound, ThreadKey
 from bot.leases import Heartbeat
+from bot.message_items import MessageItems
 from bot.policy import Policy, narrow_tools
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory, ThreadView
@@ -71,7 +77,7 @@ class TurnSettings:
     timeout_s: float
     native_streaming: bool = True
     allow_user_mentions: bool = False
-    stop_button: bool = True  # where Slack shows no Stop of its own (no agent session)
+    stop_button: str = "auto"  # THREADBRIDGE_STOP_BUTTON: where Slack shows no Stop of its own
 
 
 class TurnRunner:
@@ -92,9 +98,13 @@ class TurnRunner:
         policy: Policy | None = None,
         budgets: Budgets | None = None,
         stops: StopSignals | None = None,
+        commands: Commands | None = None,
+        agent_view: AgentView | None = None,
     ) -> None:
         self._stops = stops
         self._sessions = AgentSessions(slack)
+        self._commands = commands
+        self._agent_view = agent_view
         self._heartbeat = heartbeat
         self._approvals = approvals
         self._store = store
@@ -106,6 +116,7 @@ class TurnRunner:
         self._settings = settings
         self._policy = policy
         self._budgets = budgets
+        self._edits = Edits(store, MessageItems(store), backend, slack, history)
 
     async def handle(self, entry_id: str, payload: str) -> None:
         """Offer one queued message to its thread; if we get the lock, run Turns until its inbox is empty."""
@@ -118,10 +129,14 @@ class TurnRunner:
             async with self._heartbeat.hold(Lease(key, token, entry_id)):
                 inbox, binding, interrupted = claim.inbox, claim.binding, claim.interrupted_reply
                 while inbox:
-                    binding = await self.turn(key, inbox, binding, interrupted)
-                    interrupted = ""
+                    batch, command = next_batch(inbox) if self._commands else (inbox, None)
+                    if command is not None and self._commands is not None:
+                        binding = await self._commands.run(command, batch[0], binding)
+                    else:
+                        binding = await self.turn(key, batch, binding, interrupted)
+                        interrupted = ""
                     released, inbox = await self._store.finish(
-                        key, inbox, token, entry_id, self._settings.lease_ms
+                        key, batch, token, entry_id, self._settings.lease_ms
                     )
                     if released < 0:
                         log.warning("lost the lock of %s mid-turn", key, extra={"thread_key": str(key)})
@@ -139,6 +154,10 @@ class TurnRunner:
         if interrupted:
             log.info("replacing an interrupted reply %s", interrupted, extra=extra)
             await discard_interrupted(self._slack, key, interrupted)
+        folded = await self._edits.fold(key, inbox, binding)
+        if folded.settled:
+            return binding  # only corrections: stored in the conversation for the next turn
+        inbox = folded.inputs
         # The configuration in force now holds for the whole turn, whatever reloads meanwhile.
         config, channel = await self._channel(key)
         meter = TurnMeter(key, inbox[-1].user, config, channel, self._budgets)
@@ -148,21 +167,26 @@ class TurnRunner:
             await tell_privately(self._slack, key, meter.user, refusal.message())
             await self._settle(meter)
             return binding
+        if folded.replace is not None:
+            await self._edits.replace_answer(key, folded.replace)
         if binding is None:
             # The bot answers here now, even if only to say "send it again" when no conversation
             # can be opened: the thread is the bot's, so a plain reply there is answered. Marked
             # before anything is posted, or that reply could arrive first and be ignored.
             await self._store.mark_spoken(key)
         inputs = [replace(m, speaker=await self._history.display_name(m.user)) for m in inbox]
+        if self._agent_view is not None:
+            inputs = await self._agent_view.situate(key, inputs)
         # Slack shows its own Stop on a session in `processing`; elsewhere the answer carries ours,
         # on a message written by updates (a streamed message cannot drop a button it carried).
         session = await self._sessions.processing(key)
-        button = self._stops is not None and self._settings.stop_button and not session
+        button = self._stops is not None and self._settings.stop_button != "never" and not session
         reply = ReplyStream(
             self._slack,
             key,
             recipient_user_id=inputs[-1].user,
-            native=self._settings.native_streaming and not button,
+            native=self._settings.native_streaming
+            and not (button and self._settings.stop_button == "always"),
             on_started=lambda ts: self._store.set_reply_in_flight(key, ts),
             allowed_users=self._allowed_mentions(inputs),
             stop_button=button,
@@ -193,8 +217,12 @@ class TurnRunner:
                 binding = await self._run(key, binding, request, reply, meter)
             if stop.by:
                 await turn_stop.finish(self._backend, binding, reply, meter, stop.by)
-        except asyncio.CancelledError:
-            meter.outcome = "interrupted"  # shutting down: another worker takes the messages over
+            if self._agent_view is not None and meter.outcome == "completed":
+                await self._agent_view.answered(key, inbox)
+        except (asyncio.CancelledError, RedisError):
+            # Shutting down, or Redis unreachable (down, or its pool busy past the wait): the
+            # entry stays pending and the messages are answered when a worker takes them over.
+            meter.outcome = "interrupted"
             raise
         except TimeoutError:
             meter.outcome = "timeout"
@@ -264,7 +292,7 @@ class TurnRunner:
             if item.error:
                 problems.append(Rejected(item.name, item.error))
             elif file.slack_file_id and item.remote_id:
-                await self._store.remember_file(key, file.slack_file_id, item.remote_id)
+                await self._store.remember_file(key, file.slack_file_id, item.remote_id, item.name)
         if problems:
             lines = "\n".join(f"• *{neutralize(p.name)}*: {neutralize(p.reason)}" for p in problems)
             which = "this file" if len(problems) == 1 else f"{len(problems)} files"
@@ -350,6 +378,8 @@ class TurnRunner:
         end: Completed | Failed | None = None
         asked: list[ApprovalRequested] = []
         notices: list[str] = []
+        stored: list[ItemsStored] = []
+        later: list[ItemsLater] = []
         # Closed here, not by the event loop later: the backend's clean-up (keeping the user's
         # items, cancelling a run) runs under the thread's lock, before the reply is finished.
         async with contextlib.aclosing(self._backend.run(binding, request)) as events:
@@ -373,6 +403,10 @@ class TurnRunner:
                         asked.append(approval)
                     case Notice(text=text):
                         notices.append(text)
+                    case ItemsStored():
+                        stored.append(event)
+                    case ItemsLater():
+                        later.append(event)
                     case Completed() | Failed():
                         end = event
                         break
@@ -380,11 +414,15 @@ class TurnRunner:
             case Completed():
                 if asked:
                     await reply.append(f"\n\n_{WAITING_FOR_APPROVAL}_")
-                await reply.finish(sources)
+                posted = await reply.finish(sources)
+                stored += [item for found in later for item in await found.fetch()]
+                await self._edits.remember(key, binding, request.inputs, stored, posted, answered=True)
                 await self._after_answer(key, request, asked, notices)
             case Failed(message=message, kept=kept):
                 meter.outcome = "failed"
                 await reply.fail(f"{message} {saved(kept)}")
+                stored += [item for found in later for item in await found.fetch()]
+                await self._edits.remember(key, binding, request.inputs, stored, (), answered=False)
             case None:
                 meter.outcome = "failed"
                 await reply.fail(f"The assistant stopped without finishing. {RETRY}")

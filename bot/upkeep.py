@@ -56,6 +56,7 @@ async def record_feedback(
 async def close_thread(store: Store, backend: Backend, key: ThreadKey) -> None:
     """The thread's root was deleted in Slack: delete its conversation (and files) too."""
     binding = await store.unbind(key)
+    await store.forget_thread_files(key)
     if binding is None or binding.backend != backend.name:
         return
     try:

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
 from bot.app import Runtime
 from bot.config import Settings
@@ -294,3 +295,16 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+
+async def message_mapped(redis: AsyncRedis, prefix: str, ts: str) -> None:
+    """Wait until a turn has recorded the server-side items of Slack message `ts` (it does so
+    just after the answer is posted, so a test deleting the message at once must wait)."""
+
+    async def mapped() -> bool:
+        async for key in redis.scan_iter(match=f"{prefix}items:*"):
+            if await redis.hexists(key, f"m:{ts}"):
+                return True
+        return False
+
+    await eventually(mapped, f"the items of message {ts} to be recorded")

@@ -20,7 +20,7 @@ from openai import AsyncOpenAI, AsyncStream
 from openai.types.beta import AssistantStreamEvent, AssistantToolParam
 from openai.types.beta.threads import Run
 
-from bot.assistant import runner
+from bot.assistant import items, runner
 from bot.assistant.base import (
     NO_CODE_INTERPRETER,
     SEED_HEADER,
@@ -33,6 +33,7 @@ from bot.assistant.base import (
     ConversationBusy,
     ConversationGone,
     Failed,
+    ItemsStored,
     OutputFile,
     RunEvent,
     RunRequest,
@@ -45,7 +46,7 @@ from bot.assistant.errors import RETRY_LATER, translate
 from bot.assistant.runner import CallsPending, FunctionCall, Step, ToolOutput
 from bot.assistant.uploads import NOT_TAKEN, UNREADABLE_IMAGE, UnreadableImage, Uploads
 from bot.attachments import FileKind, LocalFile
-from bot.inbound import ThreadKey
+from bot.inbound import Inbound, ThreadKey
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,9 @@ class AssistantsBackend:
         self._busy_wait_s = busy_wait_s
         self._extra_instructions: str | None = None  # decided once, on the first run
         self._filenames: dict[str, str] = {}
-        # Messages already added, so a Turn retried after ConversationBusy does not repeat them.
-        self._posted: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # Messages already added (key → message id), so a Turn retried after ConversationBusy
+        # does not repeat them.
+        self._posted: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     # ------------------------------------------------------------------ threads and files
 
@@ -177,6 +179,25 @@ class AssistantsBackend:
         """Nothing to add: a cancelled run leaves its message in the thread, marked incomplete."""
         return None
 
+    async def add(self, binding: Binding, inputs: Sequence[Inbound]) -> list[ItemsStored]:
+        """Store messages in the thread without a run (the next run sees them)."""
+        stored: list[ItemsStored] = []
+        for inbound in inputs:
+            params = {
+                "role": "user",
+                "content": inbound.attributed_text(),
+                "metadata": {"slack_ts": inbound.message_ts, "slack_user": inbound.user},
+            }
+            try:
+                message_id = await self._add_message(binding.conversation_id, f"message:{inbound.ts}", params)
+            except openai.OpenAIError as exc:
+                raise translate(exc) from None
+            stored.append(ItemsStored(inbound.message_ts, (message_id,)))
+        return stored
+
+    async def forget_items(self, binding: Binding, item_ids: Sequence[str]) -> None:
+        await items.delete_thread_messages(self._client, binding.conversation_id, item_ids)
+
     async def annotate(self, binding: Binding, metadata: dict[str, str]) -> None:
         with _legacy():
             pending = self._client.beta.threads.update(binding.conversation_id, metadata=metadata)
@@ -232,26 +253,34 @@ class AssistantsBackend:
         model = _AssistantsRun(self, binding.conversation_id, request)
         return runner.run(model, request.tools, request.context)
 
-    async def add_messages(self, thread_id: str, request: RunRequest) -> None:
+    async def add_messages(self, thread_id: str, request: RunRequest) -> list[ItemsStored]:
+        """Add this Turn's messages; returns the id each Slack message got."""
+        stored: list[ItemsStored] = []
         for key, params in _messages(request):
-            await self._add_message(thread_id, key, params)
+            message_id = await self._add_message(thread_id, key, params)
+            slack_ts = params.get("metadata", {}).get("slack_ts", "")
+            if slack_ts and message_id:
+                stored.append(ItemsStored(slack_ts, (message_id,)))
+        return stored
 
     async def start_run(self, thread_id: str, request: RunRequest) -> AsyncStream[AssistantStreamEvent]:
         extra = await self._additional_instructions()
         return await self._unblocked(thread_id, lambda: self._start(thread_id, request, extra))
 
-    async def _add_message(self, thread_id: str, key: str, params: dict[str, Any]) -> None:
+    async def _add_message(self, thread_id: str, key: str, params: dict[str, Any]) -> str:
         if (thread_id, key) in self._posted:
-            return
+            return self._posted[(thread_id, key)]
 
         def create() -> Awaitable[Any]:
             with _legacy():
                 return self._client.beta.threads.messages.create(thread_id, **params)
 
-        await self._unblocked(thread_id, create)
-        self._posted[(thread_id, key)] = None
+        message = await self._unblocked(thread_id, create)
+        message_id = str(getattr(message, "id", "") or "")
+        self._posted[(thread_id, key)] = message_id
         while len(self._posted) > POSTED_MEMORY:
             self._posted.popitem(last=False)
+        return message_id
 
     def _start(
         self, thread_id: str, request: RunRequest, extra: str | None
@@ -467,8 +496,9 @@ class _AssistantsRun:
 
     async def call(self, outputs: Sequence[ToolOutput]) -> AsyncGenerator[Step, None]:
         backend, thread_id = self._backend, self._thread_id
+        stored: list[ItemsStored] = []
         if not self._started:
-            await backend.add_messages(thread_id, self._request)
+            stored = await backend.add_messages(thread_id, self._request)
             self._added = True
             stream = await backend.start_run(thread_id, self._request)
             self._started = True
@@ -482,10 +512,14 @@ class _AssistantsRun:
                 yield event
         self._run_id = outcome.run_id or self._run_id
         self._files.update((k, v) for k, v in outcome.files.items() if k not in self._files)
+        for item in stored:
+            yield item  # in the thread whatever the run does, so deleting them in Slack works too
         if outcome.failed is not None:
             self._ended = outcome.ended
             yield outcome.failed
             return
+        if outcome.message_ids:
+            yield ItemsStored("", tuple(outcome.message_ids))
         if outcome.calls:
             yield CallsPending(tuple(FunctionCall(c.id, c.name, c.arguments) for c in outcome.calls))
             return
@@ -559,6 +593,7 @@ class _Outcome:
         self.cited = cited
         self.failed: Failed | None = None
         self.ended = False
+        self.message_ids: list[str] = []  # the answer's messages, for deletes in Slack
         self._waiting = False
         self._announced: set[tuple[str, int]] = set()
         self._markers: dict[str, _Markers] = {}
@@ -642,6 +677,8 @@ class _Outcome:
 
     def _message(self, message: Any) -> list[RunEvent | _Cite]:
         events: list[RunEvent | _Cite] = []
+        if message.id:
+            self.message_ids.append(str(message.id))
         markers = self._markers.pop(message.id, None)
         if markers is not None:
             events.extend(self._say(markers.flush()))
@@ -724,7 +761,7 @@ def _messages(request: RunRequest) -> list[tuple[str, dict[str, Any]]]:
         params: dict[str, Any] = {
             "role": "user",
             "content": content + images if last else content,
-            "metadata": {"slack_ts": inbound.ts, "slack_user": inbound.user},
+            "metadata": {"slack_ts": inbound.message_ts, "slack_user": inbound.user},
         }
         if last and attachments:
             params["attachments"] = attachments

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -149,6 +149,25 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemsStored:
+    """Server-side items this run stored for one Slack message (`ts`), or for the answer (`ts` "").
+
+    The Turn keeps the mapping, so deleting the message in Slack deletes these items too.
+    """
+
+    ts: str
+    item_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsLater:
+    """Item ids the server tells only when asked once more: the Turn fetches them after the
+    answer is out, so that round trip never delays the answer's last words."""
+
+    fetch: Callable[[], Awaitable[list[ItemsStored]]]
+
+
+@dataclass(frozen=True, slots=True)
 class Completed:
     text: str = ""
 
@@ -172,6 +191,8 @@ RunEvent = (
     | ApprovalRequested
     | Notice
     | Usage
+    | ItemsStored
+    | ItemsLater
     | Completed
     | Failed
 )
@@ -238,6 +259,14 @@ class Backend(Protocol):
 
     async def keep_answer(self, binding: Binding, text: str) -> None:
         """A stopped answer's text, as far as it got, becomes the assistant's turn in the conversation."""
+        ...
+
+    async def add(self, binding: Binding, inputs: Sequence[Inbound]) -> list[ItemsStored]:
+        """Store messages in the conversation without a model run (the next turn sees them)."""
+        ...
+
+    async def forget_items(self, binding: Binding, item_ids: Sequence[str]) -> None:
+        """Delete these items (messages) from the server-side conversation; gone already is fine."""
         ...
 
     async def close(self, binding: Binding) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import mimetypes
 import time
@@ -14,7 +15,7 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
-from bot.assistant import runner
+from bot.assistant import items, runner
 from bot.assistant.base import (
     NO_CODE_INTERPRETER,
     SEED_HEADER,
@@ -24,6 +25,8 @@ from bot.assistant.base import (
     Completed,
     ConversationGone,
     Failed,
+    ItemsLater,
+    ItemsStored,
     Notice,
     OutputFile,
     RunEvent,
@@ -36,7 +39,7 @@ from bot.assistant.runner import STOPPED, CallsPending, Step, ToolOutput
 from bot.assistant.sse import sse_events
 from bot.assistant.uploads import NOT_TAKEN, UNREADABLE_IMAGE, UnreadableImage, Uploads
 from bot.attachments import FileKind, LocalFile
-from bot.inbound import ThreadKey
+from bot.inbound import Inbound, ThreadKey
 from bot.tools import ToolSet
 
 log = logging.getLogger(__name__)
@@ -139,6 +142,12 @@ class ResponsesBackend:
         except openai.OpenAIError as exc:
             raise translate(exc) from None
 
+    async def add(self, binding: Binding, inputs: Sequence[Inbound]) -> list[ItemsStored]:
+        return await items.add_conversation_messages(self._client, binding.conversation_id, inputs)
+
+    async def forget_items(self, binding: Binding, item_ids: Sequence[str]) -> None:
+        await items.delete_conversation_items(self._client, binding.conversation_id, item_ids)
+
     async def annotate(self, binding: Binding, metadata: dict[str, str]) -> None:
         try:
             await self._client.conversations.update(binding.conversation_id, metadata=metadata)
@@ -181,6 +190,10 @@ class ResponsesBackend:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+    @property
+    def client(self) -> AsyncOpenAI:
+        return self._client
 
     def run(self, binding: Binding, request: RunRequest) -> AsyncGenerator[RunEvent, None]:
         return runner.run(_ResponsesRun(self, binding, request), request.tools, request.context)
@@ -296,23 +309,36 @@ class _ResponsesRun:
         self._first = True
 
     async def call(self, outputs: Sequence[ToolOutput]) -> AsyncGenerator[Step, None]:
+        first = self._first
         if self._first:
             self._first = False
-            items = [*self._user_items, *_approval_items(self._request)]
+            sent = [*self._user_items, *_approval_items(self._request)]
         else:
-            items = [
+            sent = [
                 {"type": "function_call_output", "call_id": o.call_id, "output": o.output} for o in outputs
             ]
         outcome = ResponseOutcome()
         # Closed with the call, so the HTTP stream is too (not later, by the event loop).
         async with contextlib.aclosing(
-            self._backend.respond(self._binding, self._request, items, outcome)
+            self._backend.respond(self._binding, self._request, sent, outcome)
         ) as events:
             async for event in events:
                 yield event
         if outcome.failed is not None:
             yield outcome.failed
             return
+        if first:
+            yield ItemsLater(
+                functools.partial(
+                    items.responses_user_items,
+                    self._backend.client,
+                    outcome.response_id,
+                    self._request.inputs,
+                    sent,
+                )
+            )
+        if outcome.message_ids:
+            yield ItemsStored("", tuple(outcome.message_ids))
         for problem in dict.fromkeys(outcome.mcp_errors):
             log.warning("MCP server failed: %s", problem)
             yield Notice(f"⚠️ A tool server failed, so I answered without it ({problem}).")

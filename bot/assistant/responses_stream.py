@@ -49,6 +49,8 @@ class ResponseOutcome:
         self.failed_raw = ""
         self.container_files: list[tuple[str, str, str]] = []
         self.mcp_errors: list[str] = []
+        self.response_id = ""
+        self.message_ids: list[str] = []  # the answer's message items, for deletes in Slack
         self._streamed = False
         self._cited: set[str] = set()
 
@@ -111,6 +113,7 @@ class ResponseOutcome:
     def _completed(self, response: dict[str, Any]) -> list[RunEvent]:
         events: list[RunEvent] = []
         final_text = ""
+        self.response_id = str(response.get("id") or "")
         for item in response.get("output") or []:
             item_type = item.get("type", "")
             if item_type == "function_call":
@@ -127,6 +130,8 @@ class ResponseOutcome:
                 self.approvals.append(request)
                 events.append(request)
             elif item_type == "message":
+                if item.get("id"):
+                    self.message_ids.append(str(item["id"]))
                 for part in item.get("content") or []:
                     final_text += part.get("text") or ""
                     events.extend(self._citations(part.get("annotations") or []))

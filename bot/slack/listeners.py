@@ -14,10 +14,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.inbound import ADMITTED, Admission, Enqueued, Inbound, InboundKind, ThreadKey
 from bot.slack.approvals import APPROVE_ACTION, DENY_ACTION, ApprovalClick, click_from
+from bot.slack.changes import edited_message, reply_deleted
 from bot.slack.files import file_ref
 from bot.slack.guard import edge_middleware
 from bot.slack.notices import tell_privately
 from bot.slack.render import FEEDBACK_ACTION, STOP_ACTION
+from bot.slack.shortcuts import ASK_SHORTCUT, shortcut_external, shortcut_inbound
+from bot.slack.viewing import Viewing, viewing_from
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +86,10 @@ class _Open:
 FileDeleted = Callable[[str, str], Awaitable[None]]
 Feedback = Callable[[ThreadKey, str, str], Awaitable[None]]
 ThreadDeleted = Callable[[ThreadKey], Awaitable[None]]
+MessageDeleted = Callable[[ThreadKey, str], Awaitable[None]]
 ApprovalDecided = Callable[[ApprovalClick], Awaitable[None]]
 StopAsked = Callable[[ThreadKey, str, bool], Awaitable[object]]  # thread, user, Slack stopped it
+ContextChanged = Callable[[str, str, Viewing | None], Awaitable[None]]  # team, DM (or user), what
 
 
 class Listeners:
@@ -100,8 +105,12 @@ class Listeners:
         gate: Gate | None = None,
         on_approval: ApprovalDecided | None = None,
         on_stop: StopAsked | None = None,
+        on_message_deleted: MessageDeleted | None = None,
+        on_context_changed: ContextChanged | None = None,
     ) -> None:
         self._on_stop = on_stop
+        self._on_message_deleted = on_message_deleted
+        self._on_context_changed = on_context_changed
         self._intake = intake
         self._gate = gate or _Open()
         self._on_approval = on_approval
@@ -116,6 +125,8 @@ class Listeners:
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home_opened)
         app.event("file_deleted")(self.on_file_deleted)
+        app.event("app_context_changed")(self.on_context_changed)
+        app.shortcut(ASK_SHORTCUT)(self.on_shortcut)
         app.action(FEEDBACK_ACTION)(self.on_feedback)
         app.action(re.compile(f"^({APPROVE_ACTION}|{DENY_ACTION})$"))(self.on_approval_click)
         app.event("agent_session_stopped")(self.on_session_stopped)
@@ -131,6 +142,9 @@ class Listeners:
     async def on_message(self, event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
         if event.get("subtype") == "message_deleted":
             await self._deleted(event, context)
+            return
+        if event.get("subtype") == "message_changed":
+            await self._edited(event, body, context)
             return
         if event.get("subtype") not in USER_SUBTYPES or event.get("bot_id") or not event.get("user"):
             return
@@ -158,6 +172,18 @@ class Listeners:
         if event.get("tab") != "messages" or not event.get("channel"):
             return
         self._spawn(_suggest_prompts(client, event["channel"]))
+
+    async def on_context_changed(self, event: dict[str, Any], context: dict[str, Any]) -> None:
+        # Stored before the ack (one Redis write), so two quick changes keep their order.
+        dm = str(event.get("channel") or event.get("user") or "")
+        if dm and self._on_context_changed is not None:
+            await self._on_context_changed(_team(event, context), dm, viewing_from(event))
+
+    async def on_shortcut(self, ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
+        await ack()
+        inbound = shortcut_inbound(body)
+        if inbound is not None:
+            await self._offer(inbound, context, external=shortcut_external(body))
 
     async def on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -205,6 +231,18 @@ class Listeners:
             thread = key if await self._intake.is_active(key) else None
         if file_ids or thread:
             self._spawn(self._clean_up(team, file_ids, thread))
+        reply = reply_deleted(event, team)
+        if reply is not None and self._on_message_deleted is not None:
+            self._spawn(self._on_message_deleted(*reply))
+
+    async def _edited(self, event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
+        """A person changed the words of a message in one of our threads: queued as an edit."""
+        found = edited_message(event, _team(event, context), context.get("bot_user_id") or "")
+        if found is None:
+            return
+        key, as_event = found
+        if await self._intake.is_active(key):
+            await self._take(as_event, body, context, key, "edit")
 
     async def _clean_up(self, team: str, file_ids: list[str], thread: ThreadKey | None) -> None:
         # Files first: closing the thread forgets the binding they are found through.
@@ -240,8 +278,14 @@ class Listeners:
             kind=kind,
             event_id=str(body.get("event_id") or ""),
             files=tuple(file_ref(f) for f in event.get("files") or ()),
+            edited_ts=str(event.get("edited_ts") or ""),
         )
-        admission = await self._gate.admit(inbound, external=_external(event, body))
+        await self._offer(inbound, context, external=_external(event, body))
+
+    async def _offer(self, inbound: Inbound, context: dict[str, Any], *, external: bool) -> None:
+        """Past the gate into the queue, or a private note why not."""
+        key = inbound.key
+        admission = await self._gate.admit(inbound, external=external)
         if not admission.ok:
             if admission.note:
                 self._spawn(tell_privately(context["client"], key, inbound.user, admission.note))

@@ -29,7 +29,9 @@ async def test_stop_sent_to_another_replica_stops_the_turn_running_in_the_first(
     # `runner` takes the message and runs its turn (in its worker process); `edge` runs no
     # turns at all, so the stop it receives can only work through Redis.
     runner = await start_process(
-        slack, bot_env(slack, openai_emu, redis_url, prefix), tmp_path / "runner.log"
+        slack,
+        bot_env(slack, openai_emu, redis_url, prefix, THREADBRIDGE_STOP_BUTTON="always"),
+        tmp_path / "runner.log",
     )
     edge = await start_process(
         slack,
@@ -41,7 +43,7 @@ async def test_stop_sent_to_another_replica_stops_the_turn_running_in_the_first(
         ts = await runner.say(CHANNEL, f"{BOT} go on #pace:0:400:50")
         writing = await slack.wait_for(lambda: _under_way(slack, ts), timeout=20, what="the answer under way")
         stopped_at = time.monotonic()
-        status, _ = await edge.events.click(
+        status, _ = await edge.events.interact(
             button_click(writing, action_id="threadbridge_stop", user="U0ALICE")
         )
         assert status == 200
@@ -74,6 +76,7 @@ async def test_slack_stop_over_socket_mode_stops_the_turn_an_http_replica_runs(
     socket_env.pop("SLACK_SIGNING_SECRET")
     edge = await start_process(slack, socket_env, tmp_path / "socket.log")
     try:
+        slack.agent_sessions = True  # an agent app: Slack's own Stop
         await slack.wait_for(slack.open_sockets, what="the Socket Mode connection")
         ts = await runner.say(CHANNEL, f"{BOT} go on #pace:0:400:50")
         await slack.wait_for(lambda: _under_way(slack, ts), timeout=20, what="the answer under way")

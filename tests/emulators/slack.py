@@ -283,9 +283,9 @@ class SlackEmulator:
         self.base_url = ""
         self.port = 0
         self.streaming_enabled = True
-        # Whether this app is an agent in the workspace: only agents get sessions (and Slack's
-        # own Stop control); others are answered not_authorized.
-        self.agent_sessions = True
+        # Whether the app is declared as an agent: only agents get agents.sessions.* (others
+        # are refused with not_authorized).
+        self.agent_sessions = False
         # How long socket_send waits for a connection and then for the client's ack.
         self.socket_ack_timeout = 10.0
 
@@ -329,9 +329,9 @@ class SlackEmulator:
             "chat.stopStream": self._chat_stop_stream,
             "assistant.threads.setStatus": self._assistant_set_status,
             "agents.sessions.setStatus": self._agents_set_status,
-            "agents.sessions.rename": self._agents_rename,
             "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
             "assistant.threads.setTitle": self._assistant_set_title,
+            "agents.sessions.rename": self._agents_sessions_rename,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "files.info": self._files_info,
@@ -508,6 +508,34 @@ class SlackEmulator:
             "event_ts": event_ts,
             "channel_type": _channel_type(channel),
             "previous_message": previous,
+        }
+
+    def user_edits(self, channel: str, ts: str, text: str) -> dict[str, Any]:
+        """A person edits their message: change it and return the message_changed event.
+
+        Shaped like the real one (real-wire/slack/message_changed_channel.json): hidden, the
+        new `message` (with `edited`) and the `previous_message`, and an event `ts` of its own.
+        """
+        stored = self._message(channel, ts)
+        previous = self._view(channel, stored)
+        event_ts = self._new_ts()
+        stored["text"] = text
+        stored["blocks"] = _rich_text(text, event_ts)
+        stored["edited"] = {"user": stored.get("user", ""), "ts": event_ts}
+        self._changed()
+        message = {**self._view(channel, stored), "source_team": self.team_id, "user_team": self.team_id}
+        for shown in (message, previous):
+            shown.pop("channel", None)  # the event names the channel once, outside
+        return {
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": True,
+            "message": message,
+            "channel": channel,
+            "previous_message": previous,
+            "event_ts": event_ts,
+            "ts": event_ts,
+            "channel_type": _channel_type(channel),
         }
 
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
@@ -1291,12 +1319,6 @@ class SlackEmulator:
         self._sessions[(channel, thread_ts)] = str(status)
         return {}
 
-    def _agents_rename(self, args: dict[str, Any]) -> dict[str, Any]:
-        self._agents_session(args)
-        if not isinstance(args.get("title"), str) or not args["title"]:
-            raise _Refusal("invalid_arguments")
-        return {}
-
     def _assistant_set_suggested_prompts(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require_channel(args, "channel_id")
         prompts = args.get("prompts")
@@ -1310,6 +1332,18 @@ class SlackEmulator:
     def _assistant_set_title(self, args: dict[str, Any]) -> dict[str, Any]:
         self._assistant_thread(args)
         if not isinstance(args.get("title"), str):
+            raise _Refusal("invalid_arguments")
+        return {}
+
+    def _agents_sessions_rename(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not self.agent_sessions:
+            raise _Refusal("not_authorized")
+        channel = self._require_channel(args, "channel_id")
+        title = args.get("title")
+        if not isinstance(title, str) or not 1 <= len(title) <= 200:
+            raise _Refusal("invalid_arguments")
+        # Sessions in DMs and regular channels are thread-based: they need the thread's ts.
+        if channel[:1] in ("C", "D", "G") and not args.get("thread_ts"):
             raise _Refusal("invalid_arguments")
         return {}
 
@@ -1490,6 +1524,44 @@ def assistant_thread_started(
     }
 
 
+def app_context_changed(user: str, channel: str, entities: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a user has open beside the app's DM (agent_view); no entities → an empty context."""
+    return {
+        "type": "app_context_changed",
+        "user": user,
+        "channel": channel,
+        "context": {"entities": entities} if entities else {},
+        "event_ts": f"{time.time():.6f}",
+    }
+
+
+def message_action(
+    callback_id: str,
+    *,
+    user: str,
+    channel: str,
+    message: dict[str, Any],
+    team_id: str = "T0TEAM",
+    team_domain: str = "emulated",
+) -> dict[str, Any]:
+    """A message shortcut chosen on `message` (the body's `payload`, type message_action)."""
+    return {
+        "type": "message_action",
+        "token": VERIFICATION_TOKEN,
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": team_id, "domain": team_domain},
+        "user": {"id": user, "name": user.lower(), "username": user.lower(), "team_id": team_id},
+        "channel": {"id": channel, "name": channel.lower()},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": f"{int(time.time())}.{_random_id('', 12)}",
+        "response_url": f"https://hooks.slack.com/app/{team_id}/{_random_id('', 12)}",
+        "message_ts": message["ts"],
+        "message": copy.deepcopy(message),
+    }
+
+
 def url_verification(challenge: str) -> dict[str, Any]:
     return {"token": VERIFICATION_TOKEN, "challenge": challenge, "type": "url_verification"}
 
@@ -1579,8 +1651,8 @@ class EventSender:
     async def send(self, event: dict[str, Any], *, event_id: str | None = None, **kw: Any) -> tuple[int, str]:
         return await self.post(self.envelope(event, event_id=event_id), **kw)
 
-    async def click(self, payload: dict[str, Any]) -> tuple[int, str]:
-        """An interaction (block_actions): Slack posts it signed, form-encoded, as `payload=<json>`."""
+    async def interact(self, payload: dict[str, Any]) -> tuple[int, str]:
+        """An interactive request (shortcut, button) as Slack sends it: a signed form, `payload=<json>`."""
         body = urlencode({"payload": json.dumps(payload)}).encode()
         headers = {**self.signed_headers(body), "Content-Type": "application/x-www-form-urlencoded"}
         if self._session is None or self._session.closed:

@@ -84,3 +84,40 @@ async def test_slack_calls_share_keep_alive_connections(
         assert len({c.peer for c in api_calls}) <= 3, len({c.peer for c in api_calls})
     finally:
         await stop(bot)
+
+
+async def test_a_step_that_waits_too_long_for_redis_is_retried_not_answered_with_an_error(
+    slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_url: str, prefix: str
+) -> None:
+    # Two pooled connections and a 10 ms wait: under 20 concurrent turns some steps give up on
+    # the pool. Those turns must stay queued and be answered later, with no error reply, and
+    # the heartbeat (on its own connection) keeps every other lease alive meanwhile.
+    env = bot_env(
+        slack,
+        openai_emu,
+        redis_url,
+        prefix,
+        THREADBRIDGE_REDIS_POOL_SIZE="2",
+        THREADBRIDGE_REDIS_POOL_TIMEOUT_SECONDS="0.01",
+    )
+    bot = await start_in_process(slack, env)
+    try:
+        roots, events = [], []
+        for i in range(20):
+            ts, said = slack.user_says(CHANNEL, user=("U0ALICE", "U0BOB")[i % 2], text=f"{BOT} q {i}")
+            roots.append(ts)
+            events += said
+        acks = await asyncio.gather(*(bot.events.send(e) for e in events))
+        for event, (status, _) in zip(events, acks, strict=True):
+            # The edge may answer 500 when its own step gives up on the pool: Slack redelivers.
+            for _retry in range(5):
+                if status == 200:
+                    break
+                status, _ = await bot.events.send(event)
+            assert status == 200
+        for ts in roots:
+            replies = await bot.replies(CHANNEL, ts, 1, timeout=60)
+            assert [r["text"] for r in replies if "went wrong" in r["text"]] == []
+            assert replies[-1]["text"].startswith("echo: "), replies[-1]["text"]
+    finally:
+        await stop(bot)

@@ -442,3 +442,16 @@ async def test_image_file_content_reaches_the_model(
 
 async def _collect(stream: Any) -> list[Any]:
     return [event async for event in stream]
+
+
+async def test_a_deleted_message_leaves_the_thread(emu: OpenAIEmulator, client: openai.AsyncOpenAI) -> None:
+    thread = await client.beta.threads.create()
+    first = await say(client, thread.id, "keep me")
+    second = await say(client, thread.id, "delete me")
+
+    deleted = await client.beta.threads.messages.delete(second.id, thread_id=thread.id)
+    assert (deleted.id, deleted.object, deleted.deleted) == (second.id, "thread.message.deleted", True)
+    assert emu.user_texts(thread.id) == ["keep me"]
+    with pytest.raises(openai.NotFoundError):
+        await client.beta.threads.messages.delete(second.id, thread_id=thread.id)
+    assert [m.id for m in (await client.beta.threads.messages.list(thread.id)).data] == [first.id]

@@ -600,3 +600,22 @@ def test_plans_are_wire_neutral() -> None:
 async def test_wait_for_names_what_it_waited_for(emu: OpenAIEmulator) -> None:
     with pytest.raises(TimeoutError, match="a conversation"):
         await emu.wait_for(lambda: emu.conversations, timeout=0.05, what="a conversation")
+
+
+async def test_input_items_list_what_a_response_was_given_newest_first(
+    emu: OpenAIEmulator, client: openai.AsyncOpenAI
+) -> None:
+    conv = await client.conversations.create()
+    await streamed_turn(client, conv.id, "first")
+    events = await streamed_turn(client, conv.id, [user("second"), user("third")])
+    response_id = next(e for e in events if e.type == "response.completed").response.id
+
+    page = await client.responses.input_items.list(response_id, order="desc", limit=2)
+    stored = {i["id"]: i for i in emu.conversations[conv.id].items}
+    texts = [stored[item.id]["content"][0]["text"] for item in page.data]
+    assert texts == ["third", "second"]  # the ids are the conversation's own
+    everything = await client.responses.input_items.list(response_id, order="asc")
+    assert [getattr(i, "role", "") for i in everything.data] == ["user", "assistant", "user", "user"]
+
+    await client.conversations.items.delete(page.data[0].id, conversation_id=conv.id)
+    assert emu.user_texts(conv.id) == ["first", "second"]

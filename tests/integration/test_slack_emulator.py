@@ -27,7 +27,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from tests.emulators.slack import (
     EventSender,
     SlackEmulator,
+    app_context_changed,
     app_home_opened,
+    message_action,
     url_verification,
 )
 
@@ -673,10 +675,61 @@ async def test_socket_mode_round_trip(emu: SlackEmulator) -> None:
     assert emu.calls_to("apps.connections.open") == [{}]
 
 
+# ---------------------------------------------------------------------------- agent view, shortcuts
+
+
+async def test_agent_session_rename_needs_an_agent_app_and_a_thread(
+    emu: SlackEmulator, client: AsyncWebClient
+) -> None:
+    refused = await _error_of(client.agents_sessions_rename(channel_id=DM, thread_ts="1.0", title="Plans"))
+    assert refused.response["error"] == "not_authorized"
+    emu.agent_sessions = True
+    assert (await client.agents_sessions_rename(channel_id=DM, thread_ts="1.0", title="Plans"))["ok"]
+    missing = await _error_of(client.agents_sessions_rename(channel_id=DM, title="Plans"))
+    assert missing.response["error"] == "invalid_arguments"
+
+
+async def test_bolt_takes_the_emulated_message_shortcut_and_context_event(emu: SlackEmulator) -> None:
+    app = AsyncApp(
+        client=AsyncWebClient(token=emu.bot_token, base_url=emu.api_url), signing_secret=emu.signing_secret
+    )
+    got: list[dict[str, Any]] = []
+
+    @app.shortcut("ask")
+    async def on_shortcut(ack: Any, shortcut: dict[str, Any]) -> None:
+        await ack()
+        got.append(shortcut)
+
+    @app.event("app_context_changed")
+    async def on_context(event: dict[str, Any]) -> None:
+        got.append(event)
+
+    runner = web.AppRunner(app.web_app(path="/slack/events"))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    sender = EventSender(f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events", emu.signing_secret)
+    try:
+        ts = emu.add_message(CHANNEL, user="U0ALICE", text="look at this")
+        message = emu.message(CHANNEL, ts)
+        assert message is not None
+        payload = message_action("ask", user="U0ALICE", channel=CHANNEL, message=message)
+        assert (await sender.interact(payload))[0] == 200
+        entities = [{"type": "slack#/types/channel_id", "value": CHANNEL}]
+        assert (await sender.send(app_context_changed("U0ALICE", DM, entities)))[0] == 200
+    finally:
+        await sender.close()
+        await runner.cleanup()
+    shortcut, context = got
+    assert shortcut["type"] == "message_action" and shortcut["message"]["ts"] == ts
+    assert context["context"]["entities"][0]["value"] == CHANNEL
+
+
 # ---------------------------------------------------------------------------- agent sessions
 
 
 async def test_agent_session_status_is_set_and_checked(emu: SlackEmulator, client: AsyncWebClient) -> None:
+    emu.agent_sessions = True
     root = emu.add_message(DM, user="U0ALICE", text="hi")
     await client.agents_sessions_setStatus(channel_id=DM, thread_ts=root, status="processing")
     assert emu.session_status(DM, root) == "processing"
@@ -693,6 +746,7 @@ async def test_agent_session_status_is_set_and_checked(emu: SlackEmulator, clien
 async def test_slack_stop_ends_the_apps_streams_and_stop_stream_sets_the_session(
     emu: SlackEmulator, client: AsyncWebClient
 ) -> None:
+    emu.agent_sessions = True
     root = emu.add_message(DM, user="U0ALICE", text="hi")
     await client.agents_sessions_setStatus(channel_id=DM, thread_ts=root, status="processing")
     started = await client.chat_startStream(channel=DM, thread_ts=root, markdown_text="half")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
+
+from redis.asyncio import Redis
 
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.slack import SlackEmulator, button_click
-from tests.harness import BotUnderTest
+from tests.harness import BotUnderTest, start_in_process, stop
 
 BOT = "<@U0BOT>"
 CHANNEL = "C0GENERAL"
@@ -15,6 +19,15 @@ CHANNEL = "C0GENERAL"
 LONG = "#pace:0:400:50"
 STOP_ACTION = "threadbridge_stop"
 STOPPED_BY = "_(stopped by <@{user}>)_"
+
+
+@contextlib.asynccontextmanager
+async def _bot(slack: SlackEmulator, env: dict[str, str], **overrides: str) -> AsyncIterator[BotUnderTest]:
+    running = await start_in_process(slack, {**env, **overrides})
+    try:
+        yield running
+    finally:
+        await stop(running)
 
 
 def _body(message: dict[str, Any]) -> str:
@@ -74,6 +87,7 @@ def _assistant_texts(openai_emu: OpenAIEmulator) -> list[str]:
 async def test_slack_stop_ends_the_run_and_keeps_the_partial_answer(
     bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator
 ) -> None:
+    slack.agent_sessions = True  # an agent app: Slack shows its own Stop while `processing`
     ts = await bot.say(CHANNEL, f"{BOT} tell me everything {LONG}")
     await slack.wait_for(lambda: _writing(slack, CHANNEL, ts), what="the answer to be under way")
     assert slack.session_status(CHANNEL, ts) == "processing"
@@ -96,14 +110,19 @@ async def test_slack_stop_ends_the_run_and_keeps_the_partial_answer(
 
 
 async def test_stop_button_where_slack_shows_none_stops_the_answer_and_goes_away(
-    bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator
+    bot_env_vars: dict[str, str], slack: SlackEmulator, openai_emu: OpenAIEmulator, redis_client: Redis
 ) -> None:
     slack.agent_sessions = False  # not an agent here: no session, no Stop from Slack
+    async with _bot(slack, bot_env_vars, THREADBRIDGE_STOP_BUTTON="always") as bot:
+        await _stop_by_button(bot, slack, openai_emu)
+
+
+async def _stop_by_button(bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator) -> None:
     ts = await bot.say(CHANNEL, f"{BOT} tell me everything {LONG}")
     writing = await slack.wait_for(lambda: _writing(slack, CHANNEL, ts), what="the answer to be under way")
     assert any(b.get("type") == "actions" for b in writing.get("blocks") or []), "a Stop button while written"
     stopped_at = time.monotonic()
-    status, _ = await bot.events.click(button_click(writing, action_id=STOP_ACTION, user="U0ALICE"))
+    status, _ = await bot.events.interact(button_click(writing, action_id=STOP_ACTION, user="U0ALICE"))
     assert status == 200
 
     reply = await _stopped_reply(slack, CHANNEL, ts, "U0ALICE")
@@ -116,12 +135,16 @@ async def test_stop_button_where_slack_shows_none_stops_the_answer_and_goes_away
 
 
 async def test_only_the_asker_may_stop_an_answer_in_a_channel(
-    bot: BotUnderTest, slack: SlackEmulator, openai_emu: OpenAIEmulator
+    bot_env_vars: dict[str, str], slack: SlackEmulator, redis_client: Redis
 ) -> None:
-    slack.agent_sessions = False
+    async with _bot(slack, bot_env_vars, THREADBRIDGE_STOP_BUTTON="always") as bot:
+        await _refused_stop(bot, slack)
+
+
+async def _refused_stop(bot: BotUnderTest, slack: SlackEmulator) -> None:
     ts = await bot.say(CHANNEL, f"{BOT} #pace:0:40:50")
     writing = await slack.wait_for(lambda: _writing(slack, CHANNEL, ts), what="the answer to be under way")
-    assert (await bot.events.click(button_click(writing, action_id=STOP_ACTION, user="U0BOB")))[0] == 200
+    assert (await bot.events.interact(button_click(writing, action_id=STOP_ACTION, user="U0BOB")))[0] == 200
     note = await slack.wait_for(lambda: slack.ephemerals, what="the private refusal")
     assert note[0]["user"] == "U0BOB" and "Only the person who asked" in note[0]["text"]
     await _answered(slack, CHANNEL, ts, "word.")
@@ -129,11 +152,18 @@ async def test_only_the_asker_may_stop_an_answer_in_a_channel(
     assert _body(reply).count("word") == 40 and "stopped by" not in _body(reply)
 
 
-async def test_anyone_may_stop_an_answer_in_a_dm(bot: BotUnderTest, slack: SlackEmulator) -> None:
-    slack.agent_sessions = False
+async def test_anyone_may_stop_an_answer_in_a_dm_and_updated_answers_carry_the_button(
+    bot_env_vars: dict[str, str], slack: SlackEmulator, redis_client: Redis
+) -> None:
+    # `auto`: no native streaming here, so the answer is written by updates and carries a Stop.
+    async with _bot(slack, bot_env_vars, THREADBRIDGE_SLACK_STREAMING="false") as bot:
+        await _stop_in_dm(bot, slack)
+
+
+async def _stop_in_dm(bot: BotUnderTest, slack: SlackEmulator) -> None:
     ts = await bot.say("D0ALICE", f"go on {LONG}")
     writing = await slack.wait_for(lambda: _writing(slack, "D0ALICE", ts), what="the answer to be under way")
-    assert (await bot.events.click(button_click(writing, action_id=STOP_ACTION, user="U0BOB")))[0] == 200
+    assert (await bot.events.interact(button_click(writing, action_id=STOP_ACTION, user="U0BOB")))[0] == 200
     reply = await _stopped_reply(slack, "D0ALICE", ts, "U0BOB")
     assert _body(reply).count("word") < 400
 
@@ -141,6 +171,7 @@ async def test_anyone_may_stop_an_answer_in_a_dm(bot: BotUnderTest, slack: Slack
 async def test_agent_session_leaves_processing_after_an_error_too(
     bot: BotUnderTest, slack: SlackEmulator
 ) -> None:
+    slack.agent_sessions = True
     ts = await bot.say(CHANNEL, f"{BOT} #fail")
     await _answered(slack, CHANNEL, ts, "⚠️")
     await slack.wait_for(lambda: slack.session_status(CHANNEL, ts) == "active", what="the session active")
@@ -160,6 +191,7 @@ async def test_a_workspace_without_sessions_is_asked_once_and_still_answered(
 
 
 async def test_a_failing_session_call_never_fails_the_turn(bot: BotUnderTest, slack: SlackEmulator) -> None:
+    slack.agent_sessions = True
     slack.fail_next(
         "agents.sessions.setStatus", error="internal_error", status=200, retry_after=None, times=2
     )

@@ -10,6 +10,7 @@ import yaml
 
 from bot.config import Settings
 from bot.slack.listeners import REQUIRED_SCOPES, SUBSCRIBED_EVENTS
+from bot.slack.shortcuts import ASK_SHORTCUT, ASK_SHORTCUT_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +37,15 @@ def test_manifest_events_match_the_listeners() -> None:
 
 def test_manifest_scopes_match_what_the_code_calls() -> None:
     assert sorted(_manifest()["oauth_config"]["scopes"]["bot"]) == sorted(REQUIRED_SCOPES)
+
+
+def test_manifest_declares_the_message_shortcut_the_listeners_handle() -> None:
+    manifest = _manifest()
+    [shortcut] = manifest["features"]["shortcuts"]
+    assert shortcut["type"] == "message"
+    assert shortcut["callback_id"] == ASK_SHORTCUT and shortcut["name"] == ASK_SHORTCUT_NAME
+    # Slack delivers shortcuts only to apps with interactivity on.
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
 
 
 def test_readme_documents_every_setting() -> None:

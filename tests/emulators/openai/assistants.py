@@ -187,6 +187,17 @@ def routes(emu: OpenAIEmulator) -> list[web.RouteDef]:
                 return web.json_response(message)
         raise ApiError(404, f"No message found with id '{mid}'.")
 
+    async def delete_message(request: web.Request) -> web.Response:
+        found = thread(request)
+        mid = request.match_info["message_id"]
+        for index, message in enumerate(found.messages):
+            if message["id"] == mid:
+                del found.messages[index]
+                if index < found.cursor:
+                    found.cursor -= 1  # one fewer message already seen by a run
+                return web.json_response({"id": mid, "object": "thread.message.deleted", "deleted": True})
+        raise ApiError(404, f"No message found with id '{mid}'.")
+
     # ------------------------------------------------------------------ runs
 
     async def create_run(request: web.Request) -> web.StreamResponse:
@@ -280,6 +291,7 @@ def routes(emu: OpenAIEmulator) -> list[web.RouteDef]:
         web.post(base + "/messages", v2(create_message)),
         web.get(base + "/messages", v2(list_messages)),
         web.get(base + "/messages/{message_id}", v2(retrieve_message)),
+        web.delete(base + "/messages/{message_id}", v2(delete_message)),
         web.post(base + "/runs", v2(create_run)),
         web.get(base + "/runs", v2(list_runs)),
         web.get(runs, v2(retrieve_run)),

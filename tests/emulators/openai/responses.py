@@ -13,6 +13,7 @@ from aiohttp import web
 from . import script
 from .errors import ApiError, api_error
 from .items import normalize_input, stored, to_entries
+from .pages import list_page
 from .sse import EventStream
 from .state import REQUEST_ID, Container, ContainerFile, Conversation, new_id
 
@@ -47,6 +48,17 @@ def routes(emu: OpenAIEmulator) -> list[web.RouteDef]:
             raise ApiError(404, f"Response with id '{rid}' not found.", param="response_id")
         return web.json_response(found.json)
 
+    async def input_items(request: web.Request) -> web.Response:
+        rid = request.match_info["response_id"]
+        found = emu.stored_responses.get(rid)
+        if found is None:
+            raise ApiError(404, f"Response with id '{rid}' not found.", param="response_id")
+        # Like a previous_response_id chain, the conversation's earlier items are listed too:
+        # everything the model saw except what this response wrote.
+        written = len(found.json.get("output") or [])
+        seen = found.context[: len(found.context) - written]
+        return web.json_response(list_page(seen, request.query, default_order="desc"))
+
     async def delete(request: web.Request) -> web.Response:
         rid = request.match_info["response_id"]
         if emu.stored_responses.pop(rid, None) is None:
@@ -56,6 +68,7 @@ def routes(emu: OpenAIEmulator) -> list[web.RouteDef]:
     return [
         web.post("/v1/responses", create),
         web.get("/v1/responses/{response_id}", retrieve),
+        web.get("/v1/responses/{response_id}/input_items", input_items),
         web.delete("/v1/responses/{response_id}", delete),
     ]
 
