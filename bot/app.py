@@ -50,6 +50,7 @@ from bot.slack.files import SlackFiles
 from bot.slack.guard import RequestGuard
 from bot.slack.history import SlackHistory
 from bot.slack.listeners import Listeners
+from bot.stopping import StopSignals
 from bot.store import GROUP, Store
 from bot.supervisor import WorkerProcesses
 from bot.tools import ToolError, ToolSet, load_tools
@@ -149,6 +150,7 @@ class Runtime:
     _own_metrics_dir: bool = field(init=False, default=False)
     _children: WorkerProcesses | None = field(init=False, default=None)
     approvals: ApprovalBook = field(init=False)
+    stops: StopSignals = field(init=False)
     _sweeper: asyncio.Task[None] | None = field(init=False, default=None)
     _stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
@@ -162,6 +164,7 @@ class Runtime:
         self.policy = Policy(s, tool_names=tool_names(self.tools), directory=SlackDirectory(self.slack))
         self.budgets = Budgets(self.redis, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400)
         self.backend = make_backend(s)
+        self.stops = StopSignals(self.redis, prefix=s.redis_prefix, stop_by=s.stop_by)
         self.agent_view = AgentView(
             self.redis, self.slack, prefix=s.redis_prefix, thread_ttl_s=s.thread_ttl_days * 86400
         )
@@ -190,6 +193,7 @@ class Runtime:
             self.lease_redis = make_lease_redis(s, self.redis)
             leases = Store(self.lease_redis, prefix=s.redis_prefix)
             self.heartbeat = Heartbeat(leases, lease_ms=s.lease_seconds * 1000, consumer=consumer)
+            await self.stops.start()
             runner = TurnRunner(
                 heartbeat=self.heartbeat,
                 store=self.store,
@@ -206,7 +210,9 @@ class Runtime:
                     timeout_s=s.turn_timeout_seconds,
                     native_streaming=s.slack_streaming,
                     allow_user_mentions=s.allow_user_mentions,
+                    stop_button=s.stop_button,
                 ),
+                stops=self.stops,
                 policy=self.policy,
                 budgets=self.budgets,
                 commands=self._commands(),
@@ -301,6 +307,7 @@ class Runtime:
             on_thread_deleted=lambda key: close_thread(self.store, self.backend, key),
             on_message_deleted=lambda key, ts: forget_message(self.store, items, self.backend, key, ts),
             on_approval=lambda click: decide(self.approvals, self.slack, queue.accept, click),
+            on_stop=lambda key, user, force: self.stops.request(key, user, force=force),
             on_context_changed=self.agent_view.remember,
             gate=Gate(self.policy, self.redis, prefix=s.redis_prefix),
         ).register(app)
@@ -350,6 +357,7 @@ class Runtime:
             await self._sweeper
         if self.heartbeat is not None:
             await self.heartbeat.aclose()
+        await self.stops.aclose()
         if self._watch_task is not None:
             self._watch_task.cancel()
         if self._site is not None:

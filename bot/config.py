@@ -217,6 +217,19 @@ class Settings(BaseSettings):
         description="How long a Slack call is retried while Slack answers 5xx/429 or cannot be reached; "
         "a turn that still cannot write stays queued and is answered once Slack is back.",
     )
+    stop_by: Literal["asker", "anyone"] = Field(
+        "asker",
+        alias="THREADBRIDGE_STOP_BY",
+        description="Who may stop an answer being written: `asker` (the people it answers) or "
+        "`anyone` in the thread. In DMs anyone may.",
+    )
+    stop_button: Literal["auto", "always", "never"] = Field(
+        "auto",
+        alias="THREADBRIDGE_STOP_BUTTON",
+        description="Where Slack shows no Stop of its own (no agent session): `auto` puts a Stop "
+        "button on answers written by message updates (native streaming off or refused); "
+        "`always` writes such answers by updates so they all carry one; `never`.",
+    )
 
     inline_image_max_px: int = Field(
         2048,

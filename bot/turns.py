@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from redis.exceptions import RedisError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import approvals
+from bot import approvals, turn_stop
 from bot.accounting import TurnMeter
 from bot.agent_view import AgentView
 from bot.approvals import ApprovalBook
@@ -54,6 +54,8 @@ from bot.slack.notices import react, tell_privately
 from bot.slack.outage import SlackUnavailable, unavailable
 from bot.slack.render import source_line
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
+from bot.slack.sessions import AgentSessions
+from bot.stopping import StopSignals
 from bot.store import Claim, ClaimStatus, FinishStatus, Lease, Store
 from bot.tools import ToolContext, ToolSet
 
@@ -76,6 +78,7 @@ class TurnSettings:
     timeout_s: float
     native_streaming: bool = True
     allow_user_mentions: bool = False
+    stop_button: str = "auto"  # THREADBRIDGE_STOP_BUTTON: where Slack shows no Stop of its own
 
 
 class TurnRunner:
@@ -95,9 +98,12 @@ class TurnRunner:
         approvals: ApprovalBook | None = None,
         policy: Policy | None = None,
         budgets: Budgets | None = None,
+        stops: StopSignals | None = None,
         commands: Commands | None = None,
         agent_view: AgentView | None = None,
     ) -> None:
+        self._stops = stops
+        self._sessions = AgentSessions(slack)
         self._commands = commands
         self._agent_view = agent_view
         self._heartbeat = heartbeat
@@ -178,15 +184,21 @@ class TurnRunner:
         inputs = [replace(m, speaker=await self._history.display_name(m.user)) for m in inbox]
         if self._agent_view is not None:
             inputs = await self._agent_view.situate(key, inputs)
+        # Slack shows its own Stop on a session in `processing`; elsewhere the answer carries ours,
+        # on a message written by updates (a streamed message cannot drop a button it carried).
+        session = await self._sessions.processing(key)
+        button = self._stops is not None and self._settings.stop_button != "never" and not session
         progress = TurnProgress(self._store, key, [m.ts for m in inbox])
         reply = ReplyStream(
             self._slack,
             key,
             recipient_user_id=inputs[-1].user,
-            native=self._settings.native_streaming,
+            native=self._settings.native_streaming
+            and not (button and self._settings.stop_button == "always"),
             on_started=progress.reply_started,
             allowed_users=self._allowed_mentions(inputs),
             answers=[m.ts for m in inbox],
+            stop_button=button,
         )
         await reply.begin("is thinking…")
         try:
@@ -209,8 +221,13 @@ class TurnRunner:
                 kept=kept,
                 on_kept=progress.kept,
             )
-            async with asyncio.timeout(self._settings.timeout_s):
+            async with (
+                asyncio.timeout(self._settings.timeout_s),
+                turn_stop.watch(self._stops, self._slack, key, inbox, reply) as stop,
+            ):
                 binding = await self._run(key, binding, request, reply, meter)
+            if stop.by:
+                await turn_stop.finish(self._backend, binding, reply, meter, stop.by)
             if self._agent_view is not None and meter.outcome == "completed":
                 await self._agent_view.answered(key, inbox)
         except (asyncio.CancelledError, RedisError):
@@ -236,6 +253,8 @@ class TurnRunner:
             with contextlib.suppress(Exception):
                 await reply.fail(f"Something went wrong on my side. {RETRY}")
         finally:
+            if session:
+                await self._sessions.active(key)
             await self._settle(meter)
         return binding
 

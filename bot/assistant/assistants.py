@@ -175,6 +175,10 @@ class AssistantsBackend:
         except openai.OpenAIError as exc:
             raise translate(exc) from None
 
+    async def keep_answer(self, binding: Binding, text: str) -> None:
+        """Nothing to add: a cancelled run leaves its message in the thread, marked incomplete."""
+        return None
+
     async def add(self, binding: Binding, inputs: Sequence[Inbound]) -> list[ItemsStored]:
         """Store messages in the thread without a run (the next run sees them)."""
         stored: list[ItemsStored] = []

@@ -261,6 +261,10 @@ class Backend(Protocol):
 
     async def forget_file(self, binding: Binding, remote_id: str) -> None: ...
 
+    async def keep_answer(self, binding: Binding, text: str) -> None:
+        """A stopped answer's text, as far as it got, becomes the assistant's turn in the conversation."""
+        ...
+
     async def add(self, binding: Binding, inputs: Sequence[Inbound]) -> list[ItemsStored]:
         """Store messages in the conversation without a model run (the next turn sees them)."""
         ...

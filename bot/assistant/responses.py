@@ -134,6 +134,14 @@ class ResponsesBackend:
         except openai.OpenAIError as exc:
             raise translate(exc) from None
 
+    async def keep_answer(self, binding: Binding, text: str) -> None:
+        """A response cut off by closing its stream adds nothing to the conversation: add what was said."""
+        item = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}
+        try:
+            await self._client.conversations.items.create(binding.conversation_id, items=[item])  # type: ignore[list-item]
+        except openai.OpenAIError as exc:
+            raise translate(exc) from None
+
     async def add(self, binding: Binding, inputs: Sequence[Inbound]) -> list[ItemsStored]:
         return await items.add_conversation_messages(self._client, binding.conversation_id, inputs)
 

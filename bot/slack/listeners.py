@@ -18,7 +18,7 @@ from bot.slack.changes import edited_message, reply_deleted
 from bot.slack.files import file_ref
 from bot.slack.guard import edge_middleware
 from bot.slack.notices import tell_privately
-from bot.slack.render import FEEDBACK_ACTION, FeedbackValue, feedback_value
+from bot.slack.render import FEEDBACK_ACTION, STOP_ACTION, FeedbackValue, feedback_value
 from bot.slack.shortcuts import ASK_SHORTCUT, shortcut_external, shortcut_inbound
 from bot.slack.viewing import Viewing, viewing_from
 
@@ -37,6 +37,7 @@ SUGGESTED_PROMPTS = [
 
 # What manifest.yml must grant and subscribe to; a test keeps the two in sync.
 SUBSCRIBED_EVENTS = (
+    "agent_session_stopped",
     "app_context_changed",
     "app_home_opened",
     "app_mention",
@@ -87,6 +88,7 @@ Feedback = Callable[[ThreadKey, str, FeedbackValue], Awaitable[None]]
 ThreadDeleted = Callable[[ThreadKey], Awaitable[None]]
 MessageDeleted = Callable[[ThreadKey, str], Awaitable[None]]
 ApprovalDecided = Callable[[ApprovalClick], Awaitable[None]]
+StopAsked = Callable[[ThreadKey, str, bool], Awaitable[object]]  # thread, user, Slack stopped it
 ContextChanged = Callable[[str, str, Viewing | None], Awaitable[None]]  # team, DM (or user), what
 
 
@@ -102,9 +104,11 @@ class Listeners:
         on_thread_deleted: ThreadDeleted,
         gate: Gate | None = None,
         on_approval: ApprovalDecided | None = None,
+        on_stop: StopAsked | None = None,
         on_message_deleted: MessageDeleted | None = None,
         on_context_changed: ContextChanged | None = None,
     ) -> None:
+        self._on_stop = on_stop
         self._on_message_deleted = on_message_deleted
         self._on_context_changed = on_context_changed
         self._intake = intake
@@ -125,6 +129,8 @@ class Listeners:
         app.shortcut(ASK_SHORTCUT)(self.on_shortcut)
         app.action(FEEDBACK_ACTION)(self.on_feedback)
         app.action(re.compile(f"^({APPROVE_ACTION}|{DENY_ACTION})$"))(self.on_approval_click)
+        app.event("agent_session_stopped")(self.on_session_stopped)
+        app.action(STOP_ACTION)(self.on_stop_click)
         # Bolt answers unmatched events with 404 and Slack redelivers them: ack all we get.
         app.event(re.compile(".*"))(self.on_other)
 
@@ -197,6 +203,22 @@ class Listeners:
         click = click_from(body)
         if click is not None and self._on_approval is not None:
             self._spawn(self._on_approval(click))
+
+    async def on_session_stopped(self, event: dict[str, Any], context: dict[str, Any]) -> None:
+        """Slack's own Stop: it already ended the listed streams; the turn must stop too."""
+        if self._on_stop is not None and event.get("channel") and event.get("thread_ts"):
+            key = ThreadKey(_team(event, context), event["channel"], event["thread_ts"])
+            await self._on_stop(key, str(event.get("user") or ""), bool(event.get("streaming_message_ts")))
+
+    async def on_stop_click(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        message = body.get("message") or {}
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
+        thread_ts = message.get("thread_ts") or message.get("ts")
+        if self._on_stop is not None and channel and thread_ts:
+            user = (body.get("user") or {}).get("id", "")
+            await self._on_stop(ThreadKey(team, channel, thread_ts), user, False)
 
     async def _deleted(self, event: dict[str, Any], context: dict[str, Any]) -> None:
         """A deleted message's files leave the thread's knowledge; a deleted thread root ends

@@ -173,3 +173,22 @@ def feedback_block() -> dict[str, object]:
             }
         ],
     }
+
+
+STOP_ACTION = "threadbridge_stop"
+
+
+def stop_block() -> dict[str, object]:
+    """A Stop button on an answer being written, where Slack shows no Stop of its own."""
+    return {
+        "type": "actions",
+        "block_id": "threadbridge_stop",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": STOP_ACTION,
+                "text": {"type": "plain_text", "text": "Stop"},
+                "value": "stop",
+            }
+        ],
+    }

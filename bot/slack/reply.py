@@ -22,7 +22,14 @@ from bot.inbound import ThreadKey
 from bot.slack import outage
 from bot.slack.answers import answer_metadata
 from bot.slack.markup import neutralize
-from bot.slack.render import MessageSplitter, feedback_block, footnotes, markdown_blocks, to_mrkdwn
+from bot.slack.render import (
+    MessageSplitter,
+    feedback_block,
+    footnotes,
+    markdown_blocks,
+    stop_block,
+    to_mrkdwn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,9 @@ UPDATE_INTERVAL_S = 1.0
 STREAM_INTERVAL_S = 1.0
 # One stream call carries at most 12,000 chars of markdown.
 STREAM_CHUNK = 4_000
+
+# Slack's answers to a stream its own Stop control already ended.
+STOPPED_IN_SLACK = frozenset({"stopped_by_user", "message_not_in_streaming_state"})
 
 OnStarted = Callable[[str], Awaitable[None]]
 Blocks = Sequence[dict[str, object]]
@@ -56,6 +66,7 @@ class ReplyStream:
         on_started: OnStarted = _noop,
         allowed_users: frozenset[str] = frozenset(),
         answers: Sequence[str] = (),
+        stop_button: bool = False,
     ) -> None:
         self._client = client
         # Written on the reply's last message when it is finished (see slack/answers.py).
@@ -75,8 +86,12 @@ class ReplyStream:
         # Slack stayed unavailable while the current message was being written: it is no
         # longer written to, and is replaced by a complete new message when it closes.
         self._broken = False
+        # Our Stop button rides on the message while it is written (placeholder updates only).
+        self._live_blocks: Blocks = [stop_block()] if stop_button else []
+        self._halted = False  # Slack's own Stop ended the stream: the rest waits for the final edit
         self.posted: list[str] = []
-        self.finished = False  # the whole answer is in Slack, closed
+        self.written = ""  # the whole answer as the assistant wrote it (what a stop keeps)
+        self.finished = False  # the whole answer is in Slack, closed (finished, failed or stopped)
 
     @property
     def started(self) -> bool:
@@ -110,6 +125,7 @@ class ReplyStream:
         return None
 
     async def append(self, text: str, *, final: bool = False) -> None:
+        self.written += text
         for piece in self._splitter.feed(text, final=final):
             if piece.new_message:
                 await self._close_message("")
@@ -135,11 +151,22 @@ class ReplyStream:
             await self._close_message(f"\n\n{note}", metadata=self._metadata)
         else:
             await self._post_final(note, metadata=self._metadata)
+        self.finished = True
+        return self.posted
+
+    async def stopped(self, note: str) -> list[str]:
+        """End the answer where it stopped: what was written so far, then `note`."""
+        await self.append("", final=True)
+        if self.started:
+            await self._close_message(f"\n\n{note}", metadata=self._metadata)
+        else:
+            await self._post_final(note, metadata=self._metadata)
+        self.finished = True
         return self.posted
 
     async def _write(self, text: str) -> None:
         self._text += text
-        if self._broken:
+        if self._broken or self._halted:
             return
         if self._native:
             self._pending += text
@@ -163,6 +190,9 @@ class ReplyStream:
             return True
         except Exception as exc:
             started = self._stream is not None and self._stream.ts is not None
+            if _stopped_in_slack(exc) and self._ts is not None:
+                self._halted = True  # the stop reaches the turn in a moment
+                return True
             if outage.unavailable(exc):
                 if not started:
                     raise  # Slack is down, not refusing streams: no fallback for good
@@ -222,7 +252,7 @@ class ReplyStream:
                 channel=self._key.channel_id,
                 thread_ts=self._key.thread_ts,
                 text=to_mrkdwn(self._text) or "…",
-                blocks=markdown_blocks(self._text),
+                blocks=[*markdown_blocks(self._text), *self._live_blocks],
             )
             self._ts = str(resp["ts"])
             self.posted.append(self._ts)
@@ -234,7 +264,7 @@ class ReplyStream:
         if time.monotonic() - self._last_update >= UPDATE_INTERVAL_S:
             try:
                 with outage.brief():
-                    await self._update()
+                    await self._update(self._live_blocks)
             except Exception as exc:
                 # An edit on the way is worth no wait: the final one carries all the text.
                 if not outage.unavailable(exc):
@@ -269,7 +299,9 @@ class ReplyStream:
                 )
                 await self._note_stream_ts()
             except Exception as exc:
-                if self._stream.ts is not None and outage.unavailable(exc):
+                if self._stream.ts is not None and _stopped_in_slack(exc):
+                    await self._rewrite(self._stream.ts, tail, extra_blocks, metadata)
+                elif self._stream.ts is not None and outage.unavailable(exc):
                     await self._replace(self._text + tail, extra_blocks, metadata)
                 elif self._stream.ts is not None or not isinstance(exc, SlackApiError):
                     raise
@@ -292,6 +324,18 @@ class ReplyStream:
         self._text = ""
         self._last_update = 0.0
         self._broken = False
+        self._halted = False
+
+    async def _rewrite(self, ts: str, tail: str, extra_blocks: Blocks, metadata: Metadata = None) -> None:
+        """Finish a message whose stream Slack's Stop ended: one edit with everything written."""
+        text = self._text + tail
+        await self._client.chat_update(
+            channel=self._key.channel_id,
+            ts=ts,
+            text=to_mrkdwn(text),
+            blocks=[*markdown_blocks(text), *extra_blocks],
+            metadata=metadata,
+        )
 
     async def _replace(self, markdown: str, extra_blocks: Blocks, metadata: Metadata = None) -> None:
         """A message Slack would not let us finish: post it anew, complete, and delete the stub.
@@ -313,6 +357,10 @@ class ReplyStream:
 
     async def _post_final(self, markdown: str, extra_blocks: Blocks = (), metadata: Metadata = None) -> None:
         self.posted.append(await post_note(self._client, self._key, markdown, extra_blocks, metadata))
+
+
+def _stopped_in_slack(exc: BaseException) -> bool:
+    return isinstance(exc, SlackApiError) and exc.response.get("error") in STOPPED_IN_SLACK
 
 
 async def post_note(

@@ -35,6 +35,8 @@ MAX_MARKDOWN_CHARS = 12_000
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3_000
 CHUNK_TYPES = frozenset({"markdown_text", "task_update", "plan_update", "blocks"})
+# agents.sessions.setStatus's documented statuses (anything else: invalid_arguments).
+SESSION_STATUSES = frozenset({"processing", "active", "suspended", "closed"})
 # Arguments Slack takes as JSON even in a form body or query string, where the SDK sends them
 # as JSON-encoded strings (files.completeUploadExternal's ``files`` always is).
 JSON_STRING_ARGS = ("blocks", "attachments", "chunks", "files", "metadata", "prompts", "loading_messages")
@@ -302,6 +304,7 @@ class SlackEmulator:
         self._pending_uploads: dict[str, _PendingUpload] = {}
         self._upload_ids: dict[str, str] = {}
         self._statuses: dict[tuple[str, str], str] = {}
+        self._sessions: dict[tuple[str, str], str] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._down_until = 0.0  # time.monotonic() until which every method fails (outage())
         self._down = _Failure(error="internal_error", status=500, retry_after=None, remaining=0)
@@ -327,6 +330,7 @@ class SlackEmulator:
             "chat.appendStream": self._chat_append_stream,
             "chat.stopStream": self._chat_stop_stream,
             "assistant.threads.setStatus": self._assistant_set_status,
+            "agents.sessions.setStatus": self._agents_set_status,
             "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
             "assistant.threads.setTitle": self._assistant_set_title,
             "agents.sessions.rename": self._agents_sessions_rename,
@@ -553,6 +557,33 @@ class SlackEmulator:
     def status(self, channel: str, thread_ts: str) -> str:
         """The assistant status line currently shown in a thread ("" when none)."""
         return self._statuses.get((channel, thread_ts), "")
+
+    def session_status(self, channel: str, thread_ts: str) -> str:
+        """The thread's agent-session status ("" when it has no session)."""
+        return self._sessions.get((channel, thread_ts), "")
+
+    def user_stops(self, channel: str, thread_ts: str, *, user: str = "U0ALICE") -> dict[str, Any]:
+        """A person clicks Slack's own Stop on the thread's session: Slack ends the app's streams
+        there itself and sends `agent_session_stopped`; the session stays `processing`."""
+        stopped = []
+        for (stream_channel, ts), stream in self._streams.items():
+            message = self._channels.get(channel, {}).get(ts) or {}
+            if (
+                stream_channel == channel
+                and stream.state == "streaming"
+                and message.get("thread_ts") == thread_ts
+            ):
+                stream.state = "stopped_by_user"
+                stopped.append(ts)
+        self._changed()
+        return {
+            "type": "agent_session_stopped",
+            "channel": channel,
+            "thread_ts": thread_ts,
+            "user": user,
+            "streaming_message_ts": stopped,
+            "event_ts": self._new_ts(),
+        }
 
     def end_stream(self, channel: str, ts: str, *, by_user: bool = False) -> None:
         """Close a stream from Slack's side: its lifetime ran out, or the reader pressed stop."""
@@ -1264,6 +1295,11 @@ class SlackEmulator:
             message["blocks"] = blocks
         if args.get("metadata"):
             message["metadata"] = args["metadata"]
+        session_status = args.get("session_status")
+        if session_status is not None:
+            if session_status not in SESSION_STATUSES:
+                raise _Refusal("invalid_arguments")
+            self._sessions[(channel, str(message.get("thread_ts") or message["ts"]))] = session_status
         stream.state = "stopped"
         self._changed()
         return {"channel": channel, "ts": message["ts"], "message": copy.deepcopy(message)}
@@ -1287,6 +1323,20 @@ class SlackEmulator:
             self._statuses[(channel, thread_ts)] = status
         else:
             self._statuses.pop((channel, thread_ts), None)
+        return {}
+
+    def _agents_session(self, args: dict[str, Any]) -> tuple[str, str]:
+        if not self.agent_sessions:
+            raise _Refusal("not_authorized")
+        channel, thread_ts = self._assistant_thread(args)
+        return channel, thread_ts
+
+    def _agents_set_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, thread_ts = self._agents_session(args)
+        status = args.get("status")
+        if status not in SESSION_STATUSES:
+            raise _Refusal("invalid_arguments")
+        self._sessions[(channel, thread_ts)] = str(status)
         return {}
 
     def _assistant_set_suggested_prompts(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -1634,3 +1684,31 @@ class EventSender:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def button_click(
+    message: dict[str, Any], *, action_id: str, user: str, value: str = "", team_id: str = "T0TEAM"
+) -> dict[str, Any]:
+    """The block_actions payload of a button on a bot message (shape of a recorded one)."""
+    channel = message["channel"]
+    return {
+        "type": "block_actions",
+        "team": {"id": team_id, "domain": "emulated"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team_id},
+        "api_app_id": "A0APP",
+        "token": VERIFICATION_TOKEN,
+        "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}",
+        "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel},
+        "channel": {"id": channel, "name": channel.lower()},
+        "message": {k: v for k, v in message.items() if k in ("ts", "thread_ts", "text", "blocks", "user")},
+        "response_url": "https://hooks.slack.com/actions/T0TEAM/1/x",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": action_id,
+                "value": value,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }

@@ -735,3 +735,38 @@ async def test_bolt_takes_the_emulated_message_shortcut_and_context_event(emu: S
     shortcut, context = got
     assert shortcut["type"] == "message_action" and shortcut["message"]["ts"] == ts
     assert context["context"]["entities"][0]["value"] == CHANNEL
+
+
+# ---------------------------------------------------------------------------- agent sessions
+
+
+async def test_agent_session_status_is_set_and_checked(emu: SlackEmulator, client: AsyncWebClient) -> None:
+    emu.agent_sessions = True
+    root = emu.add_message(DM, user="U0ALICE", text="hi")
+    await client.agents_sessions_setStatus(channel_id=DM, thread_ts=root, status="processing")
+    assert emu.session_status(DM, root) == "processing"
+    await client.agents_sessions_rename(channel_id=DM, thread_ts=root, title="A chat")
+    bad = await _error_of(client.agents_sessions_setStatus(channel_id=DM, thread_ts=root, status="thinking"))
+    assert bad.response["error"] == "invalid_arguments"
+    emu.agent_sessions = False
+    refused = await _error_of(
+        client.agents_sessions_setStatus(channel_id=DM, thread_ts=root, status="active")
+    )
+    assert refused.response["error"] == "not_authorized"
+
+
+async def test_slack_stop_ends_the_apps_streams_and_stop_stream_sets_the_session(
+    emu: SlackEmulator, client: AsyncWebClient
+) -> None:
+    emu.agent_sessions = True
+    root = emu.add_message(DM, user="U0ALICE", text="hi")
+    await client.agents_sessions_setStatus(channel_id=DM, thread_ts=root, status="processing")
+    started = await client.chat_startStream(channel=DM, thread_ts=root, markdown_text="half")
+    event = emu.user_stops(DM, root, user="U0ALICE")
+    assert event["type"] == "agent_session_stopped" and event["streaming_message_ts"] == [started["ts"]]
+    assert emu.session_status(DM, root) == "processing", "Slack leaves moving out of processing to the app"
+    appended = await _error_of(client.chat_appendStream(channel=DM, ts=started["ts"], markdown_text="more"))
+    assert appended.response["error"] == "stopped_by_user"
+    other = await client.chat_startStream(channel=DM, thread_ts=root, markdown_text="again")
+    await client.chat_stopStream(channel=DM, ts=other["ts"], session_status="active")
+    assert emu.session_status(DM, root) == "active"

@@ -63,6 +63,7 @@ class OpenAIEmulator:
       (the `container.file_ids` of each request offering code_interpreter),
       `conversations`, `files`, `vector_stores` (`.files`: file_id -> status),
       `containers`, `stored_responses`, `stalled` (streams paused by ``#stall`` now),
+      `hung_up` (response id -> monotonic time the client closed its unfinished stream),
       `assistants` and `threads` (Assistants v2: `thread.messages`, `thread.runs`).
     Path prefixes given to `fail_next` and `requests_to` may use `*` for one path
     segment, e.g. "/v1/threads/*/runs".
@@ -85,6 +86,8 @@ class OpenAIEmulator:
         self.responses: list[dict[str, Any]] = []
         self.code_interpreter_file_ids: list[list[str]] = []  # per request offering the tool
         self.model_done: dict[str, float] = {}  # conversation id -> wall time of response.completed
+        # response id -> time.monotonic() when the client closed its stream before the end
+        self.hung_up: dict[str, float] = {}
 
         # Server-side state.
         self.conversations: dict[str, Conversation] = {}

@@ -247,8 +247,11 @@ class Turn:
             except ConnectionResetError:
                 # The client hung up mid-write; the finally below frees the conversation.
                 # (A hang-up while idle cancels this handler, which the finally covers too.)
-                pass
+                self.emu.hung_up[self.id] = time.monotonic()
             return sse.response
+        except asyncio.CancelledError:
+            self.emu.hung_up[self.id] = time.monotonic()
+            raise
         finally:
             self.unlock()
 
