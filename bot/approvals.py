@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.assistant.base import ApprovalRequested
 from bot.inbound import Enqueued, Inbound, ThreadKey
 from bot.slack import approvals as slack_approvals
 from bot.slack.approvals import ApprovalClick
@@ -137,6 +138,21 @@ async def ask(
     expires = time.time() + book.timeout_s
     await book.add(PendingApproval(approval_id, key, asker, server, tool, arguments, ts, expires))
     log.info("MCP approval %s for %s on %s asked", approval_id, tool, server, extra={"thread_key": str(key)})
+
+
+async def ask_all(
+    book: ApprovalBook | None,
+    slack: AsyncWebClient,
+    key: ThreadKey,
+    asker: str,
+    asked: Sequence[ApprovalRequested],
+) -> None:
+    """Every approval a run asked for, posted in its thread (none when approvals are off)."""
+    for approval in asked:
+        if book is None:
+            log.warning("MCP approval requested but approvals are off", extra={"thread_key": str(key)})
+            continue
+        await ask(book, slack, key, asker, approval.id, approval.server, approval.tool, approval.arguments)
 
 
 async def decide(book: ApprovalBook, slack: AsyncWebClient, accept: Accept, click: ApprovalClick) -> None:

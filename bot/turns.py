@@ -18,7 +18,6 @@ from bot.approvals import ApprovalBook
 from bot.assistant.base import (
     Approval,
     ApprovalRequested,
-    Attached,
     Backend,
     BackendError,
     Binding,
@@ -37,7 +36,6 @@ from bot.assistant.base import (
     ToolCall,
     Usage,
 )
-from bot.attachments import FileKind, Rejected
 from bot.budgets import Budgets
 from bot.commands import Commands, next_batch
 from bot.config_file import ChannelSettings, PolicyConfig
@@ -49,8 +47,8 @@ from bot.policy import Policy, narrow_tools
 from bot.progress import TurnProgress, skip_answered
 from bot.slack.files import SlackFiles
 from bot.slack.history import SlackHistory, ThreadView
-from bot.slack.markup import mentioned_users, neutralize
-from bot.slack.notices import react, tell_privately
+from bot.slack.markup import mentioned_users
+from bot.slack.notices import tell_privately
 from bot.slack.outage import SlackUnavailable, unavailable
 from bot.slack.render import source_line
 from bot.slack.reply import ReplyStream, discard_interrupted, post_note
@@ -58,10 +56,10 @@ from bot.slack.sessions import AgentSessions
 from bot.stopping import StopSignals
 from bot.store import Claim, ClaimStatus, FinishStatus, Lease, Store
 from bot.tools import ToolContext, ToolSet
+from bot.turn_files import SharedFiles
 
 log = logging.getLogger(__name__)
 
-FILE_REACTION = "white_check_mark"
 
 KEPT = "Your message is saved in this thread's conversation; reply here to try again."
 NOT_KEPT = "I could not save your message, so please send it again in a minute."
@@ -117,6 +115,7 @@ class TurnRunner:
         self._settings = settings
         self._policy = policy
         self._budgets = budgets
+        self._shared = SharedFiles(store, backend, slack, files)
         self._edits = Edits(store, MessageItems(store), backend, slack, history)
 
     async def handle(self, entry_id: str, payload: str) -> None:
@@ -203,10 +202,10 @@ class TurnRunner:
         await reply.begin("is thinking…")
         try:
             binding, seed = await self._binding(key, binding, inputs)
-            binding, attached = await self._take_files(key, binding, inputs, reply, channel.file_kinds)
+            binding, attached = await self._shared.take(key, binding, inputs, reply, channel.file_kinds)
             if not any(m.text for m in inputs) and any(m.files for m in inputs):
                 meter.outcome = "files_only"
-                await self._confirm_files_only(key, attached)
+                await self._shared.confirm_only(key, attached)
                 return binding
             request = RunRequest(
                 inputs=tuple(m for m in inputs if m.kind != "approval"),
@@ -283,51 +282,6 @@ class TurnRunner:
     def _tool_context(self, key: ThreadKey, asker: Inbound) -> ToolContext:
         view = ThreadView(self._slack, self._history, key)
         return ToolContext(key, asker.user, asker.speaker, key.channel_id, view)
-
-    async def _take_files(
-        self,
-        key: ThreadKey,
-        binding: Binding,
-        inputs: list[Inbound],
-        reply: ReplyStream,
-        kinds: frozenset[FileKind] | None = None,
-    ) -> tuple[Binding, list[Attached]]:
-        """Download the files shared with these messages and hand them to the backend."""
-        refs = [f for m in inputs for f in m.files]
-        if not refs:
-            return binding, []
-        await reply.status(f"reading {', '.join(r.name or 'a file' for r in refs)}…")
-        local, problems = await self._files.fetch_all(refs, kinds)
-        before = binding
-        binding, attached = await self._backend.attach(binding, local)
-        if binding != before:
-            await self._store.bind(key, binding)
-        for file, item in zip(local, attached, strict=True):
-            if item.error:
-                problems.append(Rejected(item.name, item.error))
-            elif file.slack_file_id and item.remote_id:
-                await self._store.remember_file(key, file.slack_file_id, item.remote_id, item.name)
-        if problems:
-            lines = "\n".join(f"• *{neutralize(p.name)}*: {neutralize(p.reason)}" for p in problems)
-            which = "this file" if len(problems) == 1 else f"{len(problems)} files"
-            await post_note(self._slack, key, f"⚠️ I couldn't use {which}:\n{lines}")
-        await self._acknowledge(key, inputs, [a for a in attached if not a.error])
-        return binding, [a for a in attached if not a.error]
-
-    async def _acknowledge(self, key: ThreadKey, inputs: list[Inbound], accepted: list[Attached]) -> None:
-        """A reaction on each message whose files the assistant now has."""
-        names = {a.name for a in accepted}
-        for message in inputs:
-            if any(f.name in names for f in message.files):
-                await react(self._slack, key, message.ts, FILE_REACTION)
-
-    async def _confirm_files_only(self, key: ThreadKey, attached: list[Attached]) -> None:
-        """Files shared without a question need no model run, only a confirmation."""
-        if attached:
-            names = ", ".join(neutralize(a.name) for a in attached)
-            await post_note(
-                self._slack, key, f"📎 Added {names} to this thread's knowledge. Ask me about it."
-            )
 
     async def _binding(
         self, key: ThreadKey, binding: Binding | None, inputs: list[Inbound]
@@ -446,20 +400,7 @@ class TurnRunner:
         if notices:
             await post_note(self._slack, key, "\n".join(notices))
         asker = request.context.user_id if request.context is not None else ""
-        for approval in asked:
-            if self._approvals is None:
-                log.warning("MCP approval requested but approvals are off", extra={"thread_key": str(key)})
-                continue
-            await approvals.ask(
-                self._approvals,
-                self._slack,
-                key,
-                asker,
-                approval.id,
-                approval.server,
-                approval.tool,
-                approval.arguments,
-            )
+        await approvals.ask_all(self._approvals, self._slack, key, asker, asked)
 
 
 def saved(kept: bool | None) -> str:
