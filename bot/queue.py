@@ -89,7 +89,20 @@ class Worker:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     async def _read(self, slots: int) -> None:
-        for entry_id, payload in await self._store.read_new(self._consumer, slots, READ_BLOCK_MS):
+        read = asyncio.ensure_future(self._store.read_new(self._consumer, slots, READ_BLOCK_MS))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({read, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not read.done():
+            # Stopping: a blocked read is abandoned, not waited out (up to a second per process
+            # shutdown). Anything it was about to deliver stays pending and is reclaimed.
+            read.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await read
+            return
+        for entry_id, payload in read.result():
             self._start(entry_id, payload)
 
     async def _reclaim(self, slots: int) -> bool:
