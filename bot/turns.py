@@ -26,7 +26,6 @@ from bot.assistant.base import (
     ConversationBusy,
     ConversationGone,
     Failed,
-    ItemsLater,
     ItemsStored,
     Notice,
     OutputFile,
@@ -345,7 +344,6 @@ class TurnRunner:
         asked: list[ApprovalRequested] = []
         notices: list[str] = []
         stored: list[ItemsStored] = []
-        later: list[ItemsLater] = []
         # Closed here, not by the event loop later: the backend's clean-up (keeping the user's
         # items, cancelling a run) runs under the thread's lock, before the reply is finished.
         async with contextlib.aclosing(self._backend.run(binding, request)) as events:
@@ -371,8 +369,6 @@ class TurnRunner:
                         notices.append(text)
                     case ItemsStored():
                         stored.append(event)
-                    case ItemsLater():
-                        later.append(event)
                     case Completed() | Failed():
                         end = event
                         break
@@ -381,13 +377,11 @@ class TurnRunner:
                 if asked:
                     await reply.append(f"\n\n_{WAITING_FOR_APPROVAL}_")
                 posted = await reply.finish(sources)
-                stored += [item for found in later for item in await found.fetch()]
                 await self._edits.remember(key, binding, request.inputs, stored, posted, answered=True)
                 await self._after_answer(key, request, asked, notices)
             case Failed(message=message, kept=kept):
                 meter.outcome = "failed"
                 await reply.fail(f"{message} {saved(kept)}")
-                stored += [item for found in later for item in await found.fetch()]
                 await self._edits.remember(key, binding, request.inputs, stored, (), answered=False)
             case None:
                 meter.outcome = "failed"

@@ -160,14 +160,6 @@ class ItemsStored:
 
 
 @dataclass(frozen=True, slots=True)
-class ItemsLater:
-    """Item ids the server tells only when asked once more: the Turn fetches them after the
-    answer is out, so that round trip never delays the answer's last words."""
-
-    fetch: Callable[[], Awaitable[list[ItemsStored]]]
-
-
-@dataclass(frozen=True, slots=True)
 class Completed:
     text: str = ""
 
@@ -192,7 +184,6 @@ RunEvent = (
     | Notice
     | Usage
     | ItemsStored
-    | ItemsLater
     | Completed
     | Failed
 )

@@ -25,31 +25,52 @@ log = logging.getLogger(__name__)
 MAX_PAGE = 100
 
 
-async def responses_user_items(
-    client: AsyncOpenAI, response_id: str, inputs: Sequence[Inbound], sent: Sequence[dict[str, Any]]
-) -> list[ItemsStored]:
-    """The ids the server gave this turn's user messages: they come back only from input_items.
+# A user item whose id the server tells only when asked (responses.input_items): recorded as a
+# reference and resolved only if its Slack message is deleted, not with one more call per turn.
+REF = "@"
 
-    Newest first and no more than this call sent, so it is the same whether the server lists
-    only the request's input or the whole conversation before it (servers differ).
-    """
+
+def user_item_refs(
+    response_id: str, inputs: Sequence[Inbound], sent: Sequence[dict[str, Any]]
+) -> list[ItemsStored]:
+    """References to the user items one response call stored, one per Slack message sent."""
     users = [i for i in sent if i.get("type") == "message" and i.get("role") == "user"]
-    if not response_id or not users or len(sent) > MAX_PAGE:
+    if not response_id or not users or len(sent) > MAX_PAGE or len(users) != len(inputs):
         return []
-    try:
-        page = await client.responses.input_items.list(response_id, order="desc", limit=len(sent))
-    except openai.OpenAIError as exc:
-        log.info("could not list the items of %s: %s", response_id, translate(exc))
-        return []
-    ids = [
-        str(item.id)
-        for item in reversed(page.data)
-        if getattr(item, "type", "") == "message" and getattr(item, "role", "") == "user" and item.id
+    return [
+        ItemsStored(m.message_ts, (f"{REF}{response_id}/{len(sent)}/{len(users)}/{n}",))
+        for n, m in enumerate(inputs)
     ]
-    if len(ids) != len(inputs):
-        log.info("response %s lists %d user items for %d messages", response_id, len(ids), len(inputs))
-        return []
-    return [ItemsStored(m.message_ts, (item_id,)) for m, item_id in zip(inputs, ids, strict=True)]
+
+
+async def resolve_refs(client: AsyncOpenAI, item_ids: Sequence[str]) -> list[str]:
+    """Item ids with every reference replaced by the id the server gave that user item.
+
+    Listed newest first and no more than the call sent, so it is the same whether the server
+    lists only the request's input or the whole conversation before it (servers differ).
+    """
+    plain = [i for i in item_ids if not i.startswith(REF)]
+    wanted: dict[tuple[str, int, int], list[int]] = {}
+    for ref in item_ids:
+        if ref.startswith(REF):
+            rid, sent, users, position = ref[len(REF) :].split("/")
+            wanted.setdefault((rid, int(sent), int(users)), []).append(int(position))
+    for (response_id, limit, count), positions in wanted.items():
+        try:
+            page = await client.responses.input_items.list(response_id, order="desc", limit=limit)
+        except openai.OpenAIError as exc:
+            log.info("could not list the items of %s: %s", response_id, translate(exc))
+            continue
+        ids = [
+            str(item.id)
+            for item in reversed(page.data)
+            if getattr(item, "type", "") == "message" and getattr(item, "role", "") == "user" and item.id
+        ]
+        if len(ids) != count:
+            log.info("response %s lists %d user items, not %d", response_id, len(ids), count)
+            continue
+        plain += [ids[p] for p in positions]
+    return plain
 
 
 async def add_conversation_messages(

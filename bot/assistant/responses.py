@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import mimetypes
 import time
@@ -25,7 +24,6 @@ from bot.assistant.base import (
     Completed,
     ConversationGone,
     Failed,
-    ItemsLater,
     ItemsStored,
     Notice,
     OutputFile,
@@ -146,7 +144,8 @@ class ResponsesBackend:
         return await items.add_conversation_messages(self._client, binding.conversation_id, inputs)
 
     async def forget_items(self, binding: Binding, item_ids: Sequence[str]) -> None:
-        await items.delete_conversation_items(self._client, binding.conversation_id, item_ids)
+        ids = await items.resolve_refs(self._client, item_ids)
+        await items.delete_conversation_items(self._client, binding.conversation_id, ids)
 
     async def annotate(self, binding: Binding, metadata: dict[str, str]) -> None:
         try:
@@ -332,15 +331,9 @@ class _ResponsesRun:
             return
         if first:
             kept = self._request.kept
-            yield ItemsLater(
-                functools.partial(
-                    items.responses_user_items,
-                    self._backend.client,
-                    outcome.response_id,
-                    [m for m in self._request.inputs if m.ts not in kept],  # those sent now
-                    sent,
-                )
-            )
+            sent_now = [m for m in self._request.inputs if m.ts not in kept]
+            for stored in items.user_item_refs(outcome.response_id, sent_now, sent):
+                yield stored
         if outcome.message_ids:
             yield ItemsStored("", tuple(outcome.message_ids))
         for problem in dict.fromkeys(outcome.mcp_errors):
