@@ -6,7 +6,7 @@ import contextlib
 import logging
 import mimetypes
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -29,12 +29,13 @@ from bot.assistant.base import (
     OutputFile,
     RunEvent,
     RunRequest,
+    TextDelta,
 )
 from bot.assistant.capabilities import Capabilities
 from bot.assistant.errors import translate
 from bot.assistant.responses_stream import ResponseOutcome
 from bot.assistant.runner import STOPPED, CallsPending, Step, ToolOutput
-from bot.assistant.sse import sse_events
+from bot.assistant.sse import sse_batches
 from bot.assistant.uploads import NOT_TAKEN, UNREADABLE_IMAGE, UnreadableImage, Uploads
 from bot.attachments import FileKind, LocalFile
 from bot.inbound import Inbound, ThreadKey
@@ -230,8 +231,8 @@ class ResponsesBackend:
                 # The raw body, read as dicts: no SDK model is built per event.
                 async with self._client.responses.with_streaming_response.create(**params) as raw:
                     try:
-                        async for event in sse_events(raw.iter_bytes()):
-                            for out in outcome.feed(event):
+                        async for batch in sse_batches(raw.iter_bytes()):
+                            for out in _joined(e for event in batch for e in outcome.feed(event)):
                                 yield out
                     except (httpx2.HTTPError, httpx2.StreamError) as exc:
                         log.warning("response stream broke: %s", type(exc).__name__)
@@ -384,6 +385,21 @@ def _user_items(request: RunRequest) -> list[dict[str, Any]]:
             content += images
         items.append({"type": "message", "role": "user", "content": content})
     return items
+
+
+def _joined(events: Iterable[RunEvent]) -> Iterator[RunEvent]:
+    """Adjacent text deltas as one: the reply batches its writes anyway."""
+    text: list[str] = []
+    for event in events:
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+            continue
+        if text:
+            yield TextDelta("".join(text))
+            text = []
+        yield event
+    if text:
+        yield TextDelta("".join(text))
 
 
 def _conversation_error(exc: openai.APIStatusError, binding: Binding) -> BackendError:

@@ -15,20 +15,27 @@ import orjson
 log = logging.getLogger(__name__)
 
 
-async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[dict[str, Any]]:
-    """The JSON object of each event's `data:` lines; `[DONE]` and non-objects are skipped."""
+async def sse_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[dict[str, Any]]]:
+    """The events each network read completes, together: a reader that fell behind takes a
+    burst of deltas as one step instead of one trip through the turn per delta."""
     pending = b""
     data: list[bytes] = []
     async for chunk in chunks:
         pending += chunk
         *lines, pending = pending.split(b"\n")
-        for line in lines:
-            event = _line(line.rstrip(b"\r"), data)
-            if event is not None:
-                yield event
-    for line in [pending.rstrip(b"\r"), b""] if pending else [b""]:
-        event = _line(line, data)
-        if event is not None:
+        batch = [e for e in (_line(line.rstrip(b"\r"), data) for line in lines) if e is not None]
+        if batch:
+            yield batch
+    tail = [pending.rstrip(b"\r"), b""] if pending else [b""]
+    batch = [e for e in (_line(line, data) for line in tail) if e is not None]
+    if batch:
+        yield batch
+
+
+async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[dict[str, Any]]:
+    """The JSON object of each event's `data:` lines; `[DONE]` and non-objects are skipped."""
+    async for batch in sse_batches(chunks):
+        for event in batch:
             yield event
 
 
