@@ -166,7 +166,9 @@ class TurnRunner:
         # The configuration in force now holds for the whole turn, whatever reloads meanwhile.
         config, channel = await self._channel(key)
         meter = TurnMeter(key, inbox[-1].user, config, channel, self._budgets)
-        refusal = await meter.admit()
+        # A resumed inbox was admitted by the runner that left it (outage, crash, shutdown):
+        # counting it again would spend a person's daily turns on one message.
+        refusal = None if claim is not None and claim.resumed else await meter.admit()
         if refusal is not None:
             # Before any download or model call: over budget costs nothing.
             await tell_privately(self._slack, key, meter.user, refusal.message())

@@ -89,6 +89,18 @@ async def test_a_message_is_answered_once_slack_is_back_after_outlasting_the_ret
     assert len(model_requests(openai_emu)) == 1
 
 
+async def test_a_message_retried_through_an_outage_counts_once_against_the_daily_turns(
+    start_bot: Start, slack: SlackEmulator
+) -> None:
+    # One answer a day: the tries made while Slack was down must not use it up.
+    bot = await start_bot(THREADBRIDGE_SLACK_RETRY_SECONDS="1", THREADBRIDGE_USER_DAILY_TURNS="1")
+    slack.outage(5)
+    ts = await bot.say(CHANNEL, f"{BOT} are you there?")
+    answer = await _final_answer(slack, ts)
+    assert "echo: Alice: are you there?" in _markdown(answer)
+    assert not [c for c in slack.calls if c.method == "chat.postEphemeral"]
+
+
 async def test_an_answer_is_posted_after_many_rate_limits_honouring_retry_after(
     start_bot: Start, slack: SlackEmulator
 ) -> None:
