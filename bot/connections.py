@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import httpx2
 from openai import AsyncOpenAI, DefaultAioHttpClient
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
@@ -70,12 +70,22 @@ def make_redis(settings: Settings) -> Redis:
     return fakeredis.FakeAsyncRedis()
 
 
+def separate_client(shared: Redis, *, max_connections: int) -> Redis:
+    """A client on a small pool of its own, connecting as `shared` does: for work that must
+    never queue behind the turns' steps in the shared pool."""
+    pool = shared.connection_pool
+    own = ConnectionPool(
+        connection_class=pool.connection_class, max_connections=max_connections, **pool.connection_kwargs
+    )
+    return Redis(connection_pool=own)
+
+
 def make_lease_redis(settings: Settings, shared: Redis) -> Redis:
     """The heartbeat's own connection: extending leases never queues behind turns' steps, so a
     pool busy under a burst cannot let every lease lapse at once."""
     if not settings.redis_url:
         return shared  # in-process Redis: nothing to wait for
-    return Redis.from_url(settings.redis_url, max_connections=1, health_check_interval=30)
+    return separate_client(shared, max_connections=1)
 
 
 def make_slack_session(settings: Settings) -> aiohttp.ClientSession:

@@ -16,9 +16,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.connections import separate_client
 from bot.inbound import ThreadKey
 
 log = logging.getLogger(__name__)
@@ -131,12 +132,11 @@ class StopSignals:
         key: ThreadKey,
         askers: frozenset[str],
         *,
-        dm: bool = False,
         on_refused: Refused | None = None,
         progress: Progress | None = None,
     ) -> AsyncIterator[Stop]:
         """While the block runs, a stop for `key` ends it early; `stop.by` then names who stopped it."""
-        anyone = self._stop_by == "anyone" or dm
+        anyone = self._stop_by == "anyone" or key.is_dm
         stop = Stop(None if anyone else askers, on_refused, progress)
         stop._task = asyncio.current_task()
         name = str(key)
@@ -151,19 +151,12 @@ class StopSignals:
             if self._turns.get(name) is stop:
                 del self._turns[name]
 
-    def _subscriber(self) -> Redis:
-        # Its own connection, outside the shared pool: a subscription holds one for good, and
-        # a small pool (THREADBRIDGE_REDIS_POOL_SIZE) would be left one short for the turns.
-        shared = self._redis.connection_pool
-        own = ConnectionPool(
-            connection_class=shared.connection_class, max_connections=2, **shared.connection_kwargs
-        )
-        return Redis(connection_pool=own)
-
     async def _listen(self) -> None:
         backoff = 0.1
         while True:
-            subscriber = self._subscriber()
+            # Its own connection, outside the shared pool: a subscription holds one for good, and
+            # a small pool (THREADBRIDGE_REDIS_POOL_SIZE) would be left one short for the turns.
+            subscriber = separate_client(self._redis, max_connections=2)
             try:
                 async with subscriber.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self.channel)

@@ -44,12 +44,11 @@ async def watch(
         await tell_privately(slack, key, user, ONLY_ASKER)
 
     askers = frozenset(m.user for m in inbox if m.user)
-    dm = key.channel_id.startswith("D")
 
     def progress() -> int:
         return len(reply.written)
 
-    async with stops.watch(key, askers, dm=dm, on_refused=refuse, progress=progress) as stop:
+    async with stops.watch(key, askers, on_refused=refuse, progress=progress) as stop:
         yield stop
 
 

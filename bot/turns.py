@@ -188,7 +188,8 @@ class TurnRunner:
         # on a message written by updates (a streamed message cannot drop a button it carried).
         session = await self._sessions.processing(key)
         button = self._stops is not None and self._settings.stop_button != "never" and not session
-        progress = TurnProgress(self._store, key, [m.ts for m in inbox])
+        answering = [m.ts for m in inbox]
+        progress = TurnProgress(self._store, key, answering)
         reply = ReplyStream(
             self._slack,
             key,
@@ -197,7 +198,7 @@ class TurnRunner:
             and not (button and self._settings.stop_button == "always"),
             on_started=progress.reply_started,
             allowed_users=self._allowed_mentions(inputs),
-            answers=[m.ts for m in inbox],
+            answers=answering,
             stop_button=button,
         )
         await reply.begin("is thinking…")

@@ -300,7 +300,10 @@ class ReplyStream:
                 await self._note_stream_ts()
             except Exception as exc:
                 if self._stream.ts is not None and _stopped_in_slack(exc):
-                    await self._rewrite(self._stream.ts, tail, extra_blocks, metadata)
+                    # Slack's Stop ended the stream: one edit finishes it with everything written.
+                    self._ts = self._stream.ts
+                    self._text += tail
+                    await self._update(extra_blocks, metadata)
                 elif self._stream.ts is not None and outage.unavailable(exc):
                     await self._replace(self._text + tail, extra_blocks, metadata)
                 elif self._stream.ts is not None or not isinstance(exc, SlackApiError):
@@ -325,17 +328,6 @@ class ReplyStream:
         self._last_update = 0.0
         self._broken = False
         self._halted = False
-
-    async def _rewrite(self, ts: str, tail: str, extra_blocks: Blocks, metadata: Metadata = None) -> None:
-        """Finish a message whose stream Slack's Stop ended: one edit with everything written."""
-        text = self._text + tail
-        await self._client.chat_update(
-            channel=self._key.channel_id,
-            ts=ts,
-            text=to_mrkdwn(text),
-            blocks=[*markdown_blocks(text), *extra_blocks],
-            metadata=metadata,
-        )
 
     async def _replace(self, markdown: str, extra_blocks: Blocks, metadata: Metadata = None) -> None:
         """A message Slack would not let us finish: post it anew, complete, and delete the stub.
