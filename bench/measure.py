@@ -43,6 +43,7 @@ class Measured:
     text_matches: int
     trouble_lines: int
     cpu_s: float
+    edge_cpu_s: float  # the process that answers Slack (all of cpu_s without workers)
     deltas_per_reply: int
     rss_before_kb: int  # all of the bot's processes together, before the load
     peak_rss_kb: int  # the largest process's high-water mark
@@ -55,6 +56,10 @@ class Measured:
     @property
     def cpu_ms_per_reply(self) -> float:
         return self.cpu_s * 1000 / max(1, self.answered)
+
+    @property
+    def edge_cpu_ms_per_reply(self) -> float:
+        return self.edge_cpu_s * 1000 / max(1, self.answered)
 
     @property
     def cpu_ms_per_1k_tokens(self) -> float:
@@ -76,6 +81,7 @@ class Measured:
         }
         raw.update(
             cpu_ms_per_reply=self.cpu_ms_per_reply,
+            edge_cpu_ms_per_reply=self.edge_cpu_ms_per_reply,
             cpu_ms_per_1k_tokens=self.cpu_ms_per_1k_tokens,
             kb_per_concurrent_turn=self.kb_per_concurrent_turn,
         )
@@ -119,6 +125,7 @@ def measure_load(
     acks: list[dict[str, Any]],
     expected: str,
     cpu_s: float,
+    edge_cpu_s: float,
     rss_before_kb: int,
     peak_rss_kb: int,
     total_peak_rss_kb: int,
@@ -167,6 +174,7 @@ def measure_load(
         text_matches=matches,
         trouble_lines=trouble,
         cpu_s=cpu_s,
+        edge_cpu_s=edge_cpu_s,
         deltas_per_reply=len(expected.split()),
         rss_before_kb=rss_before_kb,
         peak_rss_kb=peak_rss_kb,

@@ -24,6 +24,7 @@ COMMON: list[Row] = [
         None,
     ),
     ("CPU per reply (ms)", lambda m: m.cpu_ms_per_reply, "≤ 12", None),
+    ("  of which the Slack edge (ms)", lambda m: m.edge_cpu_ms_per_reply, "—", None),
     ("CPU per 1,000 output tokens (ms)", lambda m: m.cpu_ms_per_1k_tokens, "long: ≤ 60", None),
     ("Slack message writes per reply (max)", lambda m: max(m.writes_per_reply, default=0), "long: ≤ 6", None),
     ("longest gap between writes (s)", lambda m: m.max_write_gap_s, "≤ ~1", lambda v: v <= 1.2),

@@ -37,6 +37,7 @@ from bot.config import ConfigError, Settings
 from bot.connections import (
     make_lease_redis,
     make_openai,
+    make_openai_session,
     make_redis,
     make_slack_client,
     make_slack_session,
@@ -64,7 +65,8 @@ READY_TIMEOUT_S = 1.0
 
 
 def make_backend(settings: Settings) -> Backend:
-    client = make_openai(settings)
+    session = make_openai_session(settings)
+    client = make_openai(settings, session)
     if settings.backend == "assistants":
         assert settings.assistant_id, "Settings requires ASSISTANT_ID for the assistants backend"
         return AssistantsBackend(
@@ -77,6 +79,7 @@ def make_backend(settings: Settings) -> Backend:
         )
     return ResponsesBackend(
         client,
+        session=session,
         model=settings.openai_model,
         instructions=settings.system_instructions(),
         code_interpreter=settings.code_interpreter,

@@ -11,8 +11,10 @@ import time
 from typing import Any
 
 import aiohttp
-import httpx2
 from openai import AsyncOpenAI, DefaultAioHttpClient
+
+# The SDK's own aiohttp transport, given our session so that its calls share the pool.
+from openai._vendor.httpx_aiohttp import AiohttpTransport
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -104,12 +106,16 @@ def make_slack_client(settings: Settings, session: aiohttp.ClientSession | None 
     )
 
 
-def make_openai(settings: Settings) -> AsyncOpenAI:
-    # Each streaming turn holds one connection for its whole answer.
-    limits = httpx2.Limits(max_connections=settings.max_turns + 16, max_keepalive_connections=64)
+def make_openai_session(settings: Settings) -> aiohttp.ClientSession:
+    """The OpenAI client's one pool: the SDK's calls and the turns' event streams share it.
+    Each streaming turn holds one connection for its whole answer."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.max_turns + 16))
+
+
+def make_openai(settings: Settings, session: aiohttp.ClientSession) -> AsyncOpenAI:
     return AsyncOpenAI(
         api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
         base_url=settings.openai_base_url,
-        http_client=DefaultAioHttpClient(limits=limits),
+        http_client=DefaultAioHttpClient(transport=AiohttpTransport(client=session)),
         max_retries=3,
     )

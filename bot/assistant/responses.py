@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, S
 from dataclasses import replace
 from typing import Any
 
-import httpx2
+import aiohttp
 import openai
 from openai import AsyncOpenAI
 
@@ -35,8 +35,8 @@ from bot.assistant.capabilities import Capabilities
 from bot.assistant.errors import translate
 from bot.assistant.responses_stream import ResponseOutcome
 from bot.assistant.runner import STOPPED, CallsPending, Step, ToolOutput
-from bot.assistant.sse import sse_batches
 from bot.assistant.uploads import NOT_TAKEN, UNREADABLE_IMAGE, UnreadableImage, Uploads
+from bot.assistant.wire import ResponseStreams, StreamBroken
 from bot.attachments import FileKind, LocalFile
 from bot.inbound import Inbound, ThreadKey
 from bot.tools import ToolSet
@@ -53,6 +53,7 @@ class ResponsesBackend:
         self,
         client: AsyncOpenAI,
         *,
+        session: aiohttp.ClientSession | None = None,
         model: str,
         instructions: str,
         capabilities: Capabilities | None = None,
@@ -62,6 +63,8 @@ class ResponsesBackend:
         max_output_tokens: int | None = None,
     ) -> None:
         self._client = client
+        # The client's own pool when given, so the streams and the SDK's calls share it.
+        self._streams = ResponseStreams(client, session)
         self._max_output_tokens = max_output_tokens
         self._model = model
         self._instructions = instructions
@@ -189,6 +192,7 @@ class ResponsesBackend:
         return self.capabilities.notes()
 
     async def aclose(self) -> None:
+        await self._streams.aclose()
         await self._client.close()
 
     @property
@@ -228,14 +232,13 @@ class ResponsesBackend:
         while True:
             params = self._params(binding, request.tools, items) | self._turn_params(binding, request)
             try:
-                # The raw body, read as dicts: no SDK model is built per event.
-                async with self._client.responses.with_streaming_response.create(**params) as raw:
+                async with self._streams.open(params) as batches:
                     try:
-                        async for batch in sse_batches(raw.iter_bytes()):
+                        async for batch in batches:
                             for out in _joined(e for event in batch for e in outcome.feed(event)):
                                 yield out
-                    except (httpx2.HTTPError, httpx2.StreamError) as exc:
-                        log.warning("response stream broke: %s", type(exc).__name__)
+                    except StreamBroken as exc:
+                        log.warning("response stream broke: %s", exc)
                         outcome.failed = outcome.failed or Failed(STOPPED)
             except openai.BadRequestError as exc:
                 if self.capabilities.learn(exc, params):

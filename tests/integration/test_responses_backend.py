@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -33,8 +34,10 @@ HTTP_400 = json.loads((ROOT / "tests/data/real-wire/responses_http_400_invalid_t
 
 
 @pytest.fixture
-def backend(client: openai.AsyncOpenAI) -> ResponsesBackend:
-    return ResponsesBackend(client, model="test-model", instructions="Be brief.")
+async def backend(client: openai.AsyncOpenAI) -> AsyncIterator[ResponsesBackend]:
+    opened = ResponsesBackend(client, model="test-model", instructions="Be brief.")
+    yield opened
+    await opened.aclose()
 
 
 @pytest.fixture

@@ -1,0 +1,109 @@
+"""The turns' Responses stream (wire.py) against the emulator: what the SDK would have sent
+and raised, its retries, and its events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+
+from bot.assistant.wire import ResponseStreams
+from tests.emulators.openai import OpenAIEmulator
+from tests.harness import free_port
+
+MODEL = "test-model"
+
+
+def body(text: str) -> dict[str, Any]:
+    return {"model": MODEL, "input": text, "stream": True}
+
+
+@pytest.fixture
+async def sdk(emu: OpenAIEmulator) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=emu.base_url, api_key=emu.api_key, max_retries=2) as client:
+        yield client
+
+
+@pytest.fixture
+async def streams(sdk: openai.AsyncOpenAI) -> AsyncIterator[ResponseStreams]:
+    opened = ResponseStreams(sdk)
+    yield opened
+    await opened.aclose()
+
+
+async def events(streams: ResponseStreams, text: str) -> list[dict[str, Any]]:
+    async with streams.open(body(text)) as batches:
+        return [event async for batch in batches for event in batch]
+
+
+async def test_a_stream_is_read_as_event_dicts_with_the_sdks_headers(
+    emu: OpenAIEmulator, streams: ResponseStreams
+) -> None:
+    got = await events(streams, "hello")
+    kinds = [e["type"] for e in got]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    text = "".join(e["delta"] for e in got if e["type"] == "response.output_text.delta")
+    assert text == got[-1]["response"]["output"][0]["content"][0]["text"] == "echo: hello [user messages: 1]"
+    (sent,) = emu.requests_to("POST", "/v1/responses")
+    assert sent.json == body("hello")
+    assert sent.headers["user-agent"].startswith("AsyncOpenAI/Python")
+    assert sent.headers["x-stainless-retry-count"] == "0"
+    assert sent.headers["accept"] == "text/event-stream"
+
+
+async def test_a_rate_limit_is_retried_after_its_retry_after(
+    emu: OpenAIEmulator, streams: ResponseStreams
+) -> None:
+    emu.fail_next("POST", "/v1/responses", status=429, retry_after=0.6)
+    started = time.monotonic()
+    got = await events(streams, "eventually")
+    assert got[-1]["type"] == "response.completed"
+    first, second = emu.requests_to("POST", "/v1/responses")
+    assert (first.status, second.status) == (429, 200)
+    assert second.at - first.at >= 0.6 and time.monotonic() - started >= 0.6  # not the 0.5 s backoff
+    assert second.headers["x-stainless-retry-count"] == "1"
+
+
+async def test_an_error_answer_raises_what_the_sdk_raises(
+    emu: OpenAIEmulator, sdk: openai.AsyncOpenAI, streams: ResponseStreams
+) -> None:
+    failures: list[openai.APIStatusError] = []
+    for attempt in ("sdk", "wire"):
+        emu.fail_next("POST", "/v1/responses", status=400, code="invalid_value", message="Bad temperature.")
+        with pytest.raises(openai.BadRequestError) as refused:
+            if attempt == "sdk":
+                await sdk.responses.create(model=MODEL, input="x", stream=True)
+            else:
+                await events(streams, "x")
+        failures.append(refused.value)
+    expected, got = failures
+    assert (got.message, got.code, got.body, got.status_code) == (
+        expected.message,
+        expected.code,
+        expected.body,
+        expected.status_code,
+    )
+
+
+async def test_server_errors_are_retried_then_raised_once_retries_run_out(
+    emu: OpenAIEmulator, streams: ResponseStreams
+) -> None:
+    emu.fail_next("POST", "/v1/responses", status=503, times=3, retry_after=0.01)
+    with pytest.raises(openai.InternalServerError) as unavailable:
+        await events(streams, "x")
+    assert unavailable.value.status_code == 503
+    assert len(emu.requests_to("POST", "/v1/responses")) == 3  # the first try and max_retries=2
+
+
+async def test_no_server_raises_a_connection_error_without_the_key() -> None:
+    key = "sk-secret-value-123"
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    async with openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0) as client:
+        streams = ResponseStreams(client)
+        with pytest.raises(openai.APIConnectionError) as failed:
+            await events(streams, "x")
+        await streams.aclose()
+    assert key not in str(failed.value) and key not in repr(failed.value.__cause__)
