@@ -32,11 +32,11 @@ from bot.assistant.base import (
     TextDelta,
 )
 from bot.assistant.capabilities import Capabilities
-from bot.assistant.errors import translate
+from bot.assistant.errors import RETRY_LATER, translate
 from bot.assistant.responses_stream import ResponseOutcome
 from bot.assistant.runner import STOPPED, CallsPending, Step, ToolOutput
 from bot.assistant.uploads import NOT_TAKEN, UNREADABLE_IMAGE, UnreadableImage, Uploads
-from bot.assistant.wire import ResponseStreams, StreamBroken
+from bot.assistant.wire import StreamBroken, Wire
 from bot.attachments import FileKind, LocalFile
 from bot.inbound import Inbound, ThreadKey
 from bot.tools import ToolSet
@@ -63,8 +63,8 @@ class ResponsesBackend:
         max_output_tokens: int | None = None,
     ) -> None:
         self._client = client
-        # The client's own pool when given, so the streams and the SDK's calls share it.
-        self._streams = ResponseStreams(client, session)
+        # The client's own pool when given, so the turns' calls and the SDK's share it.
+        self._wire = Wire(client, session)
         self._max_output_tokens = max_output_tokens
         self._model = model
         self._instructions = instructions
@@ -75,11 +75,13 @@ class ResponsesBackend:
 
     async def open(self, key: ThreadKey, metadata: dict[str, str]) -> Binding:
         try:
-            conv = await self._client.conversations.create(metadata=metadata)
+            conv = await self._wire.post("conversations", {"metadata": metadata})
         except openai.OpenAIError as exc:
             raise translate(exc) from None
+        if not isinstance(conv.get("id"), str) or not conv["id"]:
+            raise BackendError("OpenAI answered a new conversation without its id", user_message=RETRY_LATER)
         now = time.time()
-        return Binding(self.name, conv.id, created_at=now, last_active=now)
+        return Binding(self.name, conv["id"], created_at=now, last_active=now)
 
     async def attach(self, binding: Binding, files: list[LocalFile]) -> tuple[Binding, list[Attached]]:
         """Documents → the thread's vector store, images → vision inputs, data → code interpreter."""
@@ -192,7 +194,7 @@ class ResponsesBackend:
         return self.capabilities.notes()
 
     async def aclose(self) -> None:
-        await self._streams.aclose()
+        await self._wire.aclose()
         await self._client.close()
 
     @property
@@ -232,7 +234,7 @@ class ResponsesBackend:
         while True:
             params = self._params(binding, request.tools, items) | self._turn_params(binding, request)
             try:
-                async with self._streams.open(params) as batches:
+                async with self._wire.stream("responses", params) as batches:
                     try:
                         async for batch in batches:
                             for out in _joined(e for event in batch for e in outcome.feed(event)):

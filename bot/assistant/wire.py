@@ -1,9 +1,11 @@
-"""A streamed `POST /responses` on the OpenAI client's own aiohttp pool, read as SSE dicts.
+"""The turn's hot-path OpenAI calls on the client's own aiohttp pool: the streamed
+`POST /responses` (read as SSE dicts) and `POST /conversations`.
 
 Under load the SDK's request path (parameter transform, httpx2 request and response, the
-aiohttp bridge under them) cost more CPU than everything the turn does with the events, and
-an open httpx2 stream holds several objects per turn. The stream needs none of it: the body
-is plain JSON and the events are read as dicts (sse.py). Everything else the SDK gives a
+aiohttp bridge under them, a pydantic model per answer) cost more CPU than everything the
+turn does with the events, and an open httpx2 stream holds several objects per turn. These
+calls need none of it: the bodies are plain JSON and the answers are read as dicts
+(sse.py for the events). Everything else the SDK gives a
 request is kept: its headers and credentials, base URL, default query, timeout, the same
 retries (408/409/429/5xx and lost connections, Retry-After honoured, `x-should-retry`
 obeyed) and the SDK's own exception classes, so errors read the same on either path.
@@ -49,8 +51,8 @@ class StreamBroken(Exception):
     """The connection failed after the response had begun: the answer so far is all there is."""
 
 
-class ResponseStreams:
-    """Opens Responses event streams with the SDK client's settings on one bounded pool."""
+class Wire:
+    """POSTs with the SDK client's settings on one bounded pool; everything else stays the SDK's."""
 
     def __init__(self, client: AsyncOpenAI, session: aiohttp.ClientSession | None = None) -> None:
         self._client = client
@@ -58,14 +60,16 @@ class ResponseStreams:
         self._own_session = session is None
 
     @contextlib.asynccontextmanager
-    async def open(self, body: Mapping[str, Any]) -> AsyncIterator[AsyncIterator[list[dict[str, Any]]]]:
-        """The events of one streamed response, a network read's worth at a time.
+    async def stream(
+        self, path: str, body: Mapping[str, Any]
+    ) -> AsyncIterator[AsyncIterator[list[dict[str, Any]]]]:
+        """The events of one streamed answer, a network read's worth at a time.
 
         Raises the SDK's APIStatusError subclass for an error answer, APIConnectionError
         (or APITimeoutError) when no answer came, each after the client's retries; the
         iterator raises StreamBroken when the connection fails mid-stream.
         """
-        response = await self._send(orjson.dumps(body))
+        response = await self._send(path, orjson.dumps(body), "text/event-stream")
         try:
             yield _events(response)
         finally:
@@ -75,13 +79,36 @@ class ResponseStreams:
             else:
                 response.close()
 
+    async def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON object one call answers; errors as for stream()."""
+        response = await self._send(path, orjson.dumps(body), "application/json")
+        try:
+            data = await response.read()
+        except (aiohttp.ClientError, TimeoutError):
+            raise openai.APIConnectionError(request=httpx2.Request("POST", self._url(path))) from None
+        finally:
+            response.release()
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            request = httpx2.Request("POST", self._url(path))
+            raise openai.APIResponseValidationError(
+                httpx2.Response(response.status, content=data, request=request), parsed
+            )
+        return parsed
+
     async def aclose(self) -> None:
         if self._own_session and self._session is not None:
             await self._session.close()
 
-    async def _send(self, data: bytes) -> aiohttp.ClientResponse:
+    def _url(self, path: str) -> str:
+        return str(self._client.base_url.join(path))
+
+    async def _send(self, path: str, data: bytes, accept: str) -> aiohttp.ClientResponse:
         client = self._client
-        url = str(client.base_url.join("responses"))
+        url = self._url(path)
         request = httpx2.Request("POST", url)  # what the SDK's exceptions carry
         retries = client.max_retries
         for attempt in range(retries + 1):
@@ -90,13 +117,13 @@ class ResponseStreams:
                 response = await self._http().post(
                     url,
                     data=data,
-                    headers=self._headers(attempt),
+                    headers=self._headers(attempt, accept),
                     params=_query(client.default_query),
                     timeout=_timeout(client.timeout),
                 )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if left:
-                    log.info("retrying a responses request after %s", type(exc).__name__)
+                    log.info("retrying POST /%s after %s", path, type(exc).__name__)
                     await asyncio.sleep(_backoff(attempt, None))
                     continue
                 if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
@@ -109,19 +136,19 @@ class ResponseStreams:
             response.release()
             error = _status_error(response.status, headers, body, request)
             if left and _should_retry(response.status, headers):
-                log.info("retrying a responses request after HTTP %d", response.status)
+                log.info("retrying POST /%s after HTTP %d", path, response.status)
                 await asyncio.sleep(_backoff(attempt, headers))
                 continue
             raise error
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _headers(self, retries_taken: int) -> dict[str, str]:
+    def _headers(self, retries_taken: int, accept: str) -> dict[str, str]:
         headers = {
             name: value
             for name, value in {**self._client.default_headers, **self._client.auth_headers}.items()
             if isinstance(value, str)  # Omit() marks a header the SDK leaves out
         }
-        headers["Accept"] = "text/event-stream"
+        headers["Accept"] = accept
         headers["x-stainless-retry-count"] = str(retries_taken)
         return headers
 

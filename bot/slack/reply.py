@@ -80,6 +80,9 @@ class ReplyStream:
         self._ts: str | None = None  # the message currently being written
         self._text = ""
         self._pending = ""  # streamed text not yet sent to Slack
+        # Text not yet through the splitter: cut and written when a write is due, not per delta.
+        self._unsplit: list[str] = []
+        self._unsplit_size = 0
         self._last_update = 0.0
         self._dirty = False
         self._tasks = True  # task chunks accepted so far
@@ -126,6 +129,20 @@ class ReplyStream:
 
     async def append(self, text: str, *, final: bool = False) -> None:
         self.written += text
+        self._unsplit.append(text)
+        self._unsplit_size += len(text)
+        if final or not self.started or self._due() or self._unsplit_size >= STREAM_CHUNK:
+            await self._drain(final=final)
+
+    def _due(self) -> bool:
+        interval = STREAM_INTERVAL_S if self._native else UPDATE_INTERVAL_S
+        return time.monotonic() - self._last_update >= interval
+
+    async def _drain(self, *, final: bool = False) -> None:
+        """Everything appended so far, through the splitter and on to Slack's messages."""
+        text = "".join(self._unsplit)
+        self._unsplit.clear()
+        self._unsplit_size = 0
         for piece in self._splitter.feed(text, final=final):
             if piece.new_message:
                 await self._close_message("")
@@ -170,8 +187,7 @@ class ReplyStream:
             return
         if self._native:
             self._pending += text
-            due = time.monotonic() - self._last_update >= STREAM_INTERVAL_S
-            if self._stream is not None and not due and len(self._pending) < STREAM_CHUNK:
+            if self._stream is not None and not self._due() and len(self._pending) < STREAM_CHUNK:
                 return
             if await self._stream_append():
                 return
@@ -221,6 +237,7 @@ class ReplyStream:
     async def task(self, task_id: str, title: str, status: str) -> None:
         """A tool at work, as a task of the streaming answer; the status line without native streaming."""
         if self._native and self._tasks and not self._broken:
+            await self._drain()
             try:
                 stream = await self._open_stream()
                 # Text still waiting for its batch goes first, in the same call: order is kept.
@@ -261,7 +278,7 @@ class ReplyStream:
             await self._on_started(self._ts)
             return
         self._dirty = True
-        if time.monotonic() - self._last_update >= UPDATE_INTERVAL_S:
+        if self._due():
             try:
                 with outage.brief():
                     await self._update(self._live_blocks)

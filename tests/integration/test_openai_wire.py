@@ -1,5 +1,5 @@
-"""The turns' Responses stream (wire.py) against the emulator: what the SDK would have sent
-and raised, its retries, and its events."""
+"""The turns' hot-path OpenAI calls (wire.py) against the emulator: what the SDK would have
+sent and raised, its retries, the stream's events and a conversation's creation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from bot.assistant.wire import ResponseStreams
+from bot.assistant.wire import Wire
 from tests.emulators.openai import OpenAIEmulator
 from tests.harness import free_port
 
@@ -28,21 +28,19 @@ async def sdk(emu: OpenAIEmulator) -> AsyncIterator[openai.AsyncOpenAI]:
 
 
 @pytest.fixture
-async def streams(sdk: openai.AsyncOpenAI) -> AsyncIterator[ResponseStreams]:
-    opened = ResponseStreams(sdk)
+async def wire(sdk: openai.AsyncOpenAI) -> AsyncIterator[Wire]:
+    opened = Wire(sdk)
     yield opened
     await opened.aclose()
 
 
-async def events(streams: ResponseStreams, text: str) -> list[dict[str, Any]]:
-    async with streams.open(body(text)) as batches:
+async def events(wire: Wire, text: str) -> list[dict[str, Any]]:
+    async with wire.stream("responses", body(text)) as batches:
         return [event async for batch in batches for event in batch]
 
 
-async def test_a_stream_is_read_as_event_dicts_with_the_sdks_headers(
-    emu: OpenAIEmulator, streams: ResponseStreams
-) -> None:
-    got = await events(streams, "hello")
+async def test_a_stream_is_read_as_event_dicts_with_the_sdks_headers(emu: OpenAIEmulator, wire: Wire) -> None:
+    got = await events(wire, "hello")
     kinds = [e["type"] for e in got]
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
     text = "".join(e["delta"] for e in got if e["type"] == "response.output_text.delta")
@@ -54,12 +52,10 @@ async def test_a_stream_is_read_as_event_dicts_with_the_sdks_headers(
     assert sent.headers["accept"] == "text/event-stream"
 
 
-async def test_a_rate_limit_is_retried_after_its_retry_after(
-    emu: OpenAIEmulator, streams: ResponseStreams
-) -> None:
+async def test_a_rate_limit_is_retried_after_its_retry_after(emu: OpenAIEmulator, wire: Wire) -> None:
     emu.fail_next("POST", "/v1/responses", status=429, retry_after=0.6)
     started = time.monotonic()
-    got = await events(streams, "eventually")
+    got = await events(wire, "eventually")
     assert got[-1]["type"] == "response.completed"
     first, second = emu.requests_to("POST", "/v1/responses")
     assert (first.status, second.status) == (429, 200)
@@ -68,7 +64,7 @@ async def test_a_rate_limit_is_retried_after_its_retry_after(
 
 
 async def test_an_error_answer_raises_what_the_sdk_raises(
-    emu: OpenAIEmulator, sdk: openai.AsyncOpenAI, streams: ResponseStreams
+    emu: OpenAIEmulator, sdk: openai.AsyncOpenAI, wire: Wire
 ) -> None:
     failures: list[openai.APIStatusError] = []
     for attempt in ("sdk", "wire"):
@@ -77,7 +73,7 @@ async def test_an_error_answer_raises_what_the_sdk_raises(
             if attempt == "sdk":
                 await sdk.responses.create(model=MODEL, input="x", stream=True)
             else:
-                await events(streams, "x")
+                await events(wire, "x")
         failures.append(refused.value)
     expected, got = failures
     assert (got.message, got.code, got.body, got.status_code) == (
@@ -89,11 +85,11 @@ async def test_an_error_answer_raises_what_the_sdk_raises(
 
 
 async def test_server_errors_are_retried_then_raised_once_retries_run_out(
-    emu: OpenAIEmulator, streams: ResponseStreams
+    emu: OpenAIEmulator, wire: Wire
 ) -> None:
     emu.fail_next("POST", "/v1/responses", status=503, times=3, retry_after=0.01)
     with pytest.raises(openai.InternalServerError) as unavailable:
-        await events(streams, "x")
+        await events(wire, "x")
     assert unavailable.value.status_code == 503
     assert len(emu.requests_to("POST", "/v1/responses")) == 3  # the first try and max_retries=2
 
@@ -102,8 +98,18 @@ async def test_no_server_raises_a_connection_error_without_the_key() -> None:
     key = "sk-secret-value-123"
     url = f"http://127.0.0.1:{free_port()}/v1"
     async with openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0) as client:
-        streams = ResponseStreams(client)
+        wire = Wire(client)
         with pytest.raises(openai.APIConnectionError) as failed:
-            await events(streams, "x")
-        await streams.aclose()
+            await events(wire, "x")
+        await wire.aclose()
     assert key not in str(failed.value) and key not in repr(failed.value.__cause__)
+
+
+async def test_a_conversation_is_created_with_one_post_and_read_as_a_dict(
+    emu: OpenAIEmulator, wire: Wire
+) -> None:
+    emu.fail_next("POST", "/v1/conversations", status=503, retry_after=0.01)
+    conv = await wire.post("conversations", {"metadata": {"slack_thread_ts": "1.2"}})
+    assert conv["object"] == "conversation" and conv["id"] in emu.conversations
+    assert emu.conversations[conv["id"]].metadata == {"slack_thread_ts": "1.2"}
+    assert [r.status for r in emu.requests_to("POST", "/v1/conversations")] == [503, 200]
