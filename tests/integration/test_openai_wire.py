@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
+from pydantic import SecretStr
 
 from bot.assistant.wire import Wire
+from bot.connections import make_openai
 from tests.emulators.openai import OpenAIEmulator
 from tests.harness import free_port
 
@@ -113,3 +117,26 @@ async def test_a_conversation_is_created_with_one_post_and_read_as_a_dict(
     assert conv["object"] == "conversation" and conv["id"] in emu.conversations
     assert emu.conversations[conv["id"]].metadata == {"slack_thread_ts": "1.2"}
     assert [r.status for r in emu.requests_to("POST", "/v1/conversations")] == [503, 200]
+
+
+async def test_the_sdk_and_the_turns_calls_share_the_one_openai_session(emu: OpenAIEmulator) -> None:
+    """What `threadbridge` builds: one aiohttp session under the SDK client and the wire."""
+    seen: list[str] = []
+
+    async def on_request_start(_: object, __: object, params: aiohttp.TraceRequestStartParams) -> None:
+        seen.append(f"{params.method} {params.url.path}")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    settings = SimpleNamespace(
+        openai_api_key=SecretStr(emu.api_key), openai_base_url=emu.base_url, max_turns=4
+    )
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+        client = make_openai(settings, session)  # type: ignore[arg-type]
+        shared = Wire(client, session)
+        await client.models.list()
+        await events(shared, "hello")
+        await shared.aclose()  # the session is the caller's: still open
+        assert not session.closed
+        await client.close()
+    assert seen == ["GET /v1/models", "POST /v1/responses"]
