@@ -543,6 +543,18 @@ class SlackEmulator:
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         return [self._view(channel, message) for message in self._thread_messages(channel, thread_ts)]
 
+    def answered_threads(self, channel: str) -> set[str]:
+        """Threads with a finished (not streaming) bot message: one pass, no copies, for
+        waiting on a thousand threads without scanning the channel once per thread."""
+        answered: set[str] = set()
+        for stored in self._channels.get(channel, {}).values():
+            if stored.get("bot_id") != self.bot_id and stored.get("user") != self.bot_user_id:
+                continue
+            stream = self._streams.get((channel, stored["ts"]))
+            if stream is None or stream.state != "streaming":
+                answered.add(stored.get("thread_ts") or stored["ts"])
+        return answered
+
     def bot_messages(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         return [
             message

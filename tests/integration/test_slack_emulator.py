@@ -200,6 +200,18 @@ async def test_post_ephemeral_is_recorded_outside_the_thread(
     assert emu.bot_messages(CHANNEL, root) == []
 
 
+async def test_answered_threads_are_those_with_a_finished_bot_message(
+    emu: SlackEmulator, client: AsyncWebClient
+) -> None:
+    posted, streaming, silent = (emu.user_says(DM, user="U0ALICE", text=t)[0] for t in "abc")
+    await client.chat_postMessage(channel=DM, thread_ts=posted, text="done")
+    streamer = await client.chat_stream(channel=DM, thread_ts=streaming, buffer_size=1)
+    await streamer.append(markdown_text="still writing")
+    assert emu.answered_threads(DM) == {posted}
+    await streamer.stop()
+    assert emu.answered_threads(DM) == {posted, streaming} and silent not in emu.answered_threads(DM)
+
+
 # ---------------------------------------------------------------------------- streaming
 
 
