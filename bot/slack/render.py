@@ -62,18 +62,31 @@ class MessageSplitter:
         pieces: list[Piece] = []
         out = ""
         new_message = False
-        for ch in text:
-            if self._size >= self.hard and ch != "\n":
-                closing = "\n```" if self._fence else ""
-                pieces.append(Piece(out + closing, new_message))
-                out = (self._fence + "\n") if self._fence else ""
-                self._size = len(out)
-                new_message = True
-            out += ch
+        pos = 0
+        # A line at a time: only a line that crosses the hard limit is cut character by character.
+        while pos < len(text):
+            newline = text.find("\n", pos)
+            end = len(text) if newline == -1 else newline
+            segment = text[pos:end]
+            if self._size + len(segment) <= self.hard:
+                out += segment
+                self._size += len(segment)
+                self._line += segment
+            else:
+                for ch in segment:
+                    if self._size >= self.hard:
+                        closing = "\n```" if self._fence else ""
+                        pieces.append(Piece(out + closing, new_message))
+                        out = (self._fence + "\n") if self._fence else ""
+                        self._size = len(out)
+                        new_message = True
+                    out += ch
+                    self._size += 1
+                    self._line += ch
+            if newline == -1:
+                break
+            out += "\n"
             self._size += 1
-            if ch != "\n":
-                self._line += ch
-                continue
             self._track_fence(self._line)
             self._line = ""
             if self._size >= self.soft and self._fence is None and out.endswith("\n\n"):
@@ -81,6 +94,7 @@ class MessageSplitter:
                 out = ""
                 self._size = 0
                 new_message = True
+            pos = newline + 1
         if out or new_message:
             pieces.append(Piece(out, new_message))
         return pieces
