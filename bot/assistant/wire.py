@@ -5,10 +5,10 @@ Under load the SDK's request path (parameter transform, httpx2 request and respo
 aiohttp bridge under them, a pydantic model per answer) cost more CPU than everything the
 turn does with the events, and an open httpx2 stream holds several objects per turn. These
 calls need none of it: the bodies are plain JSON and the answers are read as dicts
-(sse.py for the events). Everything else the SDK gives a
-request is kept: its headers and credentials, base URL, default query, timeout, the same
-retries (408/409/429/5xx and lost connections, Retry-After honoured, `x-should-retry`
-obeyed) and the SDK's own exception classes, so errors read the same on either path.
+(sse.py for the events). Everything else the SDK gives a request is kept: its headers and
+credentials, base URL, default query, timeout, the same retries (408/409/429/5xx and lost
+connections, Retry-After honoured, `x-should-retry` obeyed) and the SDK's own exception
+classes, so errors read the same on either path.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class Wire:
         try:
             data = await response.read()
         except (aiohttp.ClientError, TimeoutError):
-            raise openai.APIConnectionError(request=httpx2.Request("POST", self._url(path))) from None
+            raise openai.APIConnectionError(request=self._request(path)) from None
         finally:
             response.release()
         try:
@@ -93,10 +93,8 @@ class Wire:
         except orjson.JSONDecodeError:
             parsed = None
         if not isinstance(parsed, dict):
-            request = httpx2.Request("POST", self._url(path))
-            raise openai.APIResponseValidationError(
-                httpx2.Response(response.status, content=data, request=request), parsed
-            )
+            answer = httpx2.Response(response.status, content=data, request=self._request(path))
+            raise openai.APIResponseValidationError(answer, parsed)
         return parsed
 
     async def aclose(self) -> None:
@@ -106,10 +104,13 @@ class Wire:
     def _url(self, path: str) -> str:
         return str(self._client.base_url.join(path))
 
+    def _request(self, path: str) -> httpx2.Request:
+        """What the SDK's exceptions carry; built only when one is raised."""
+        return httpx2.Request("POST", self._url(path))
+
     async def _send(self, path: str, data: bytes, accept: str) -> aiohttp.ClientResponse:
         client = self._client
         url = self._url(path)
-        request = httpx2.Request("POST", url)  # what the SDK's exceptions carry
         retries = client.max_retries
         for attempt in range(retries + 1):
             left = retries - attempt
@@ -127,19 +128,18 @@ class Wire:
                     await asyncio.sleep(_backoff(attempt, None))
                     continue
                 if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-                    raise openai.APITimeoutError(request=request) from None
-                raise openai.APIConnectionError(request=request) from None
+                    raise openai.APITimeoutError(request=self._request(path)) from None
+                raise openai.APIConnectionError(request=self._request(path)) from None
             if response.status < 400:
                 return response
             body = await response.read()
             headers = httpx2.Headers(list(response.headers.items()))
             response.release()
-            error = _status_error(response.status, headers, body, request)
             if left and _should_retry(response.status, headers):
                 log.info("retrying POST /%s after HTTP %d", path, response.status)
                 await asyncio.sleep(_backoff(attempt, headers))
                 continue
-            raise error
+            raise _status_error(response.status, headers, body, self._request(path))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _headers(self, retries_taken: int, accept: str) -> dict[str, str]:

@@ -11,14 +11,17 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
+from bot.assistant.sse import sse_events
 from bot.assistant.wire import Wire
 from bot.connections import make_openai
 from tests.emulators.openai import OpenAIEmulator
-from tests.harness import free_port
+from tests.harness import ROOT, free_port
 
 MODEL = "test-model"
+REAL_WIRE = ROOT / "tests/data/real-wire"
 
 
 def body(text: str) -> dict[str, Any]:
@@ -140,3 +143,41 @@ async def test_the_sdk_and_the_turns_calls_share_the_one_openai_session(emu: Ope
         assert not session.closed
         await client.close()
     assert seen == ["GET /v1/models", "POST /v1/responses"]
+
+
+@pytest.mark.parametrize(
+    "recording",
+    ["responses_stream_text_gpt-5.2_2026-01.sse", "responses_stream_function_call_gpt-4o_2025-03.sse"],
+)
+async def test_a_recorded_live_stream_served_in_small_reads_gives_its_events(recording: str) -> None:
+    """Real OpenAI bytes (not the emulator's), split across reads as TCP splits them."""
+    recorded = (REAL_WIRE / recording).read_bytes()
+
+    async def replay(request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await answer.prepare(request)
+        for i in range(0, len(recorded), 13):
+            await answer.write(recorded[i : i + 13])
+        await answer.write_eof()
+        return answer
+
+    app = web.Application()
+    app.router.add_post("/v1/responses", replay)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-x") as client:
+            wire = Wire(client)
+            got = await events(wire, "x")
+            await wire.aclose()
+    finally:
+        await runner.cleanup()
+
+    async def whole() -> AsyncIterator[bytes]:
+        yield recorded
+
+    assert got == [event async for event in sse_events(whole())]
+    assert got[0]["type"] == "response.created" and got[-1]["type"] == "response.completed"
